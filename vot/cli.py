@@ -1,0 +1,294 @@
+"""The ``vot`` command line. Each sub-command is a small function over explicit settings.
+
+Errors a user can fix (bad setting, unknown patient, unusable file, store down) print one line
+``vot: error: ...`` on stderr and exit with status 2 (usage) or 1 (the rest).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from datetime import date, datetime
+from pathlib import Path
+
+from vot.config import ConfigError, Settings, load_settings
+
+logger = logging.getLogger("vot")
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
+
+
+def _datetime(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an ISO 8601 time, got {text!r}") from None
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError("the time needs a UTC offset, e.g. +08:00")
+    return value
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _quiet_native_logs() -> None:
+    # MediaPipe and TFLite log through glog/absl to stderr; keep only their errors.
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from vot.demo import report, run_demo
+
+    result = run_demo(settings, workers=args.workers, timeout_s=args.timeout)
+    print(report(settings, result))
+    return 0
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from vot.serve import serve
+
+    serve(settings, args.host, args.port, args.workers)
+    return 0
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    _quiet_native_logs()
+    from vot.db import get_engine
+    from vot.migrations import upgrade
+    from workers.run import run_worker
+
+    upgrade(get_engine(settings))
+    run_worker(settings, burst=args.burst, sweep_too=not args.no_sweep, name=args.name)
+    return 0
+
+
+def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
+    from vot.db import get_engine
+    from vot.ingest import ingest_file
+    from vot.migrations import upgrade
+    from vot.redis_server import is_up, queue_url
+    from vot.storage import open_storage
+
+    engine = get_engine(settings)
+    upgrade(engine)
+    got = ingest_file(engine, open_storage(settings), settings, args.patient, Path(args.file),
+                      dose_date=args.dose_date, recorded_at=args.recorded_at)
+    if not got.created:
+        print(f"submission {got.submission_id}: this file was already received for "
+              f"{got.dose_date} (status {got.status})")
+        return 0
+    url = queue_url(settings)
+    if is_up(url):
+        from workers.queue import connect, enqueue_submission
+
+        enqueue_submission(connect(url), settings, got.submission_id)
+        print(f"submission {got.submission_id}: received for dose {got.dose_date}, queued")
+    else:
+        print(f"submission {got.submission_id}: received for dose {got.dose_date}; no queue is "
+              "running, it will be processed when `vot serve` or `vot worker` starts")
+    return 0
+
+
+def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    from vot.db import get_engine
+    from vot.status import describe
+
+    info = describe(get_engine(settings), args.submission_id)
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+    else:
+        for key, value in info.items():
+            print(f"{key:>16}: {value}")
+    return 0
+
+
+def cmd_score(settings: Settings, args: argparse.Namespace) -> int:
+    _quiet_native_logs()
+    from vot.media import probe
+    from workers.scoring import score_file
+
+    probe(Path(args.file), settings.ffmpeg)  # fail fast, before loading the models
+    result = score_file(Path(args.file), settings)
+    result.pop("_triage")
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"confidence {result['confidence']:.3f} -> {result['decision']}")
+        for event in result["events"]:
+            print(f"  {event['type']:<14} {event['start_s']:6.2f}-{event['end_s']:6.2f} s  "
+                  f"score {event['score']:.2f}")
+        print(f"  reasons: {', '.join(result['reasons']) or '-'}")
+    return 0
+
+
+def cmd_patient_add(settings: Settings, args: argparse.Namespace) -> int:
+    from vot import accounts
+    from vot.db import get_engine
+    from vot.migrations import upgrade
+
+    engine = get_engine(settings)
+    upgrade(engine)
+    with engine.begin() as conn:
+        clinic_id = accounts.ensure_clinic(conn, args.clinic, args.district or "")
+        patient, created = accounts.add_patient(conn, args.code, clinic_id,
+                                                args.start or date.today(), args.tz,
+                                                args.length_days)
+    verb = "enrolled" if created else "already enrolled"
+    print(f"patient {patient.code} {verb} (clinic {args.clinic}, time zone {patient.timezone})")
+    return 0
+
+
+def cmd_user_add(settings: Settings, args: argparse.Namespace) -> int:
+    import getpass
+
+    from vot import accounts
+    from vot.db import get_engine
+    from vot.migrations import upgrade
+
+    engine = get_engine(settings)
+    upgrade(engine)
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass(f"password for {args.username}: ")
+    with engine.begin() as conn:
+        clinic_id = accounts.ensure_clinic(conn, args.clinic) if args.clinic else None
+        _uid, created = accounts.ensure_user(conn, args.username, password, args.role, clinic_id)
+    print(f"user {args.username} {'created' if created else 'updated'} ({args.role})")
+    return 0
+
+
+def cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
+    from vot.db import get_engine
+    from vot.migrations import HEAD, upgrade
+
+    applied = upgrade(get_engine(settings))
+    print(f"database at schema version {HEAD}" + (f"; applied {applied}" if applied else ""))
+    return 0
+
+
+def cmd_sweep(settings: Settings, args: argparse.Namespace) -> int:
+    from vot.redis_server import queue_url
+    from workers.queue import connect, sweep
+    from workers.run import wait_for_redis
+
+    url = queue_url(settings)
+    wait_for_redis(url, timeout_s=5)
+    requeued = sweep(connect(url), settings)
+    print(f"re-queued {len(requeued)} submission(s)" + (f": {requeued}" if requeued else ""))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vot", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, fn: Callable[[Settings, argparse.Namespace], int],
+            help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(fn=fn)
+        return p
+
+    p = add("demo", cmd_demo, "seed a demo clinic and run its videos through the pipeline")
+    p.add_argument("--workers", type=_positive, default=2)
+    p.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the workers")
+    p = add("serve", cmd_serve, "run the web app, workers and (if needed) the embedded Redis")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=_positive, default=8000)
+    p.add_argument("--workers", type=_positive, default=2)
+    p = add("worker", cmd_worker, "run queue workers only (for extra machines)")
+    p.add_argument("--burst", action="store_true", help="stop when the queues are empty")
+    p.add_argument("--no-sweep", action="store_true", help="do not re-queue lost work")
+    p.add_argument("--name", help="worker name (unique per Redis)")
+    p = add("submit", cmd_submit, "ingest a video as if a patient had uploaded it")
+    p.add_argument("--patient", required=True, help="patient code")
+    p.add_argument("--dose-date", type=_date, help="dose day (default: the recording day)")
+    p.add_argument("--recorded-at", type=_datetime, help="when it was recorded (ISO 8601)")
+    p.add_argument("file")
+    p = add("status", cmd_status, "show where a submission is")
+    p.add_argument("submission_id", type=_positive)
+    p.add_argument("--json", action="store_true")
+    p = add("score", cmd_score, "score one video without the database or queue")
+    p.add_argument("file")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    patient = sub.add_parser("patient", help="enrol patients").add_subparsers(
+        dest="patient_command", required=True, metavar="ACTION")
+    p = patient.add_parser("add", help="enrol a patient on a regimen")
+    p.set_defaults(fn=cmd_patient_add)
+    p.add_argument("code")
+    p.add_argument("--clinic", required=True)
+    p.add_argument("--district")
+    p.add_argument("--start", type=_date, help="regimen start (default today)")
+    p.add_argument("--tz", default="UTC", help="IANA time zone, e.g. Asia/Shanghai")
+    p.add_argument("--length-days", type=_positive, default=180)
+
+    user = sub.add_parser("user", help="staff accounts").add_subparsers(
+        dest="user_command", required=True, metavar="ACTION")
+    p = user.add_parser("add", help="create a staff account or reset its password")
+    p.set_defaults(fn=cmd_user_add)
+    p.add_argument("username")
+    p.add_argument("--role", required=True, choices=("supervisor", "analyst", "admin"))
+    p.add_argument("--clinic", help="clinic name (supervisors)")
+    p.add_argument("--password-stdin", action="store_true")
+
+    db = sub.add_parser("db", help="database schema").add_subparsers(
+        dest="db_command", required=True, metavar="ACTION")
+    db.add_parser("upgrade", help="create or upgrade the schema").set_defaults(fn=cmd_db_upgrade)
+    add("sweep", cmd_sweep, "re-queue submissions whose job was lost")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"vot: error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "score":
+        logging.getLogger().setLevel(logging.WARNING)
+    try:
+        return int(args.fn(settings, args))
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if not _is_user_error(exc):
+            raise
+        print(f"vot: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _is_user_error(exc: Exception) -> bool:
+    from vot.accounts import AccountError
+    from vot.ingest import IngestError
+    from vot.media import MediaError
+    from vot.storage import StorageError
+    from vot.triage import ThresholdError
+
+    known = (ConfigError, AccountError, IngestError, MediaError, StorageError, ThresholdError,
+             LookupError, RuntimeError)
+    return isinstance(exc, known)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

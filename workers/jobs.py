@@ -1,0 +1,113 @@
+"""The rq job functions. Each takes a submission id, never an object, and is safe to re-run.
+
+An unusable file ends the submission as ``rejected`` with a reason (no retry can fix it). Any
+other error (storage or database unavailable) is raised so rq retries with back-off; when the
+retries are used up the reason is noted and the sweeper tries again later.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from rq import Callback
+
+from vot import pipeline
+from vot.config import Settings, load_settings
+from vot.db import get_engine
+from vot.media import MediaError, probe
+from vot.storage import Storage, open_storage
+from workers.transcode import TranscodeOptions, transcode as run_transcode
+
+logger = logging.getLogger(__name__)
+
+
+def _context() -> tuple[Settings, Storage]:
+    settings = load_settings()
+    return settings, open_storage(settings)
+
+
+def review_key(sub_id: int) -> str:
+    return f"review/{sub_id}.mp4"
+
+
+def poster_key(sub_id: int) -> str:
+    return f"poster/{sub_id}.jpg"
+
+
+def _local_copy(storage: Storage, key: str, workdir: Path, name: str) -> Path:
+    path = storage.local_path(key)
+    if path is not None:
+        return path
+    dest = workdir / name
+    storage.get_file(key, dest)
+    return dest
+
+
+def transcode(sub_id: int) -> str:
+    """Make the review copy and poster of one submission, then hand it to scoring."""
+    settings, storage = _context()
+    engine = get_engine(settings)
+    sub = pipeline.start_transcode(engine, sub_id)
+    if sub is None:
+        return "skipped: already past transcoding"
+    with tempfile.TemporaryDirectory(prefix="vot-transcode-") as tmp:
+        workdir = Path(tmp)
+        raw = _local_copy(storage, sub.raw_key, workdir, "raw")
+        try:
+            info = probe(raw, settings.ffmpeg)
+            review, poster = workdir / "review.mp4", workdir / "poster.jpg"
+            run_transcode(raw, review, poster, info, TranscodeOptions(
+                timeout_s=settings.transcode_timeout_s, ffmpeg=settings.ffmpeg))
+        except MediaError as exc:
+            pipeline.reject_unusable(engine, sub_id, f"unusable video: {exc}")
+            return f"rejected: {exc}"
+        storage.put_file(review_key(sub_id), review, "video/mp4")
+        if poster.is_file():
+            storage.put_file(poster_key(sub_id), poster, "image/jpeg")
+    pipeline.finish_transcode(engine, sub_id, review_key(sub_id), poster_key(sub_id))
+    return "transcoded"
+
+
+def score(sub_id: int) -> str:
+    """Score one submission's review copy and triage it into a band."""
+    from workers.scoring import score_file  # MediaPipe is loaded only in scoring processes
+
+    settings, storage = _context()
+    engine = get_engine(settings)
+    sub = pipeline.start_score(engine, sub_id)
+    if sub is None or sub.review_key is None:
+        return "skipped: not waiting for a score"
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="vot-score-") as tmp:
+        video = _local_copy(storage, sub.review_key, Path(tmp), "review.mp4")
+        try:
+            result = score_file(video, settings)
+        except MediaError as exc:
+            pipeline.reject_unusable(engine, sub_id, f"unusable video: {exc}")
+            return f"rejected: {exc}"
+    triage = result.pop("_triage")
+    status = pipeline.record_score(engine, sub_id, result, triage, result["threshold_version"],
+                                   time.monotonic() - started)
+    return f"scored: {status}"
+
+
+def on_failure(job: Any, connection: Any, exc_type: Any, exc: Any, tb: Any) -> None:
+    """Note the error on the submission once rq has no retries left for this job.
+
+    rq calls this on every failed attempt, before deciding to retry.
+    """
+    if job.retries_left:
+        return
+    try:
+        sub_id = int(job.args[0])
+        settings = load_settings()
+        pipeline.note_failure(get_engine(settings), sub_id, f"{exc_type.__name__}: {exc}")
+    except Exception:  # a failing callback must not hide the job's own error
+        logger.exception("could not record the failure of job %s", job.id)
+
+
+FAILURE_CALLBACK = Callback(on_failure)

@@ -1,0 +1,72 @@
+"""Run rq workers on the vot queues (``vot worker``), optionally with the sweeper.
+
+Each worker forks a work-horse per job, so a crash in ffmpeg or MediaPipe takes down one job,
+not the worker. SIGINT or SIGTERM stops a worker after its current job (rq's warm shutdown).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from rq import Queue
+from rq.worker import Worker
+
+from vot.config import Settings
+from vot.redis_server import is_up, queue_url
+from workers.queue import WORKER_QUEUES, connect, sweep
+
+logger = logging.getLogger(__name__)
+
+SWEEP_EVERY_S = 30.0
+
+
+def wait_for_redis(url: str, timeout_s: float = 30.0) -> None:
+    """Block until Redis answers at ``url``.
+
+    Raises:
+        RuntimeError: it did not answer in time (the message names the URL to check).
+    """
+    deadline = time.monotonic() + timeout_s
+    while not is_up(url):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no Redis answers at {url}; start `vot serve` or set VOT_REDIS_URL")
+        time.sleep(0.5)
+
+
+def sweeper_loop(settings: Settings, stop: threading.Event, every_s: float = SWEEP_EVERY_S) -> None:
+    """Re-queue lost work every ``every_s`` seconds until ``stop`` is set."""
+    redis = connect(queue_url(settings))
+    while not stop.is_set():
+        try:
+            sweep(redis, settings)
+        except Exception:  # keep sweeping: a Redis or database blip must not end the loop
+            logger.exception("sweep failed; trying again in %.0f s", every_s)
+        stop.wait(every_s)
+
+
+def start_sweeper(settings: Settings) -> tuple[threading.Thread, threading.Event]:
+    stop = threading.Event()
+    thread = threading.Thread(target=sweeper_loop, args=(settings, stop), name="vot-sweeper",
+                              daemon=True)
+    thread.start()
+    return thread, stop
+
+
+def run_worker(settings: Settings, burst: bool = False, sweep_too: bool = True,
+               name: str | None = None) -> bool:
+    """Work the vot queues until stopped (or, with ``burst``, until they are empty)."""
+    url = queue_url(settings)
+    wait_for_redis(url)
+    redis = connect(url)
+    stop = None
+    if sweep_too and not burst:
+        _thread, stop = start_sweeper(settings)
+    queues = [Queue(q, connection=redis) for q in WORKER_QUEUES]
+    worker = Worker(queues, connection=redis, name=name)
+    try:
+        return worker.work(burst=burst, with_scheduler=True, logging_level=settings.log_level)
+    finally:
+        if stop is not None:
+            stop.set()

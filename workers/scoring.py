@@ -1,0 +1,40 @@
+"""Score one video file and triage it: what ``vot score`` prints and the score job stores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from vot.config import Settings
+from vot.triage import decide_dict, load_thresholds
+from workers.scorer import Scorer
+
+_scorer: Scorer | None = None
+
+
+def shared_scorer() -> Scorer:
+    """One scorer per process: loading the MediaPipe graphs costs more than a short clip."""
+    global _scorer
+    if _scorer is None:
+        _scorer = Scorer()
+    return _scorer
+
+
+def score_file(path: Path, settings: Settings, scorer: Scorer | None = None) -> dict[str, Any]:
+    """The scorer's result for ``path`` with ``decision``, ``reasons`` and ``threshold_version``.
+
+    The returned dict also carries the :class:`vot.triage.Triage` under ``_triage`` for callers
+    that store it; drop that key before printing.
+
+    Raises:
+        vot.media.MediaError: the file is not a usable video.
+        vot.triage.ThresholdError: the configured thresholds file is missing or malformed.
+    """
+    thresholds = load_thresholds(settings.models_dir, settings.threshold_version)
+    result = (scorer or shared_scorer()).score(Path(path)).to_dict()
+    triage = decide_dict(result, thresholds)
+    result["decision"] = triage.decision
+    result["reasons"] = list(triage.reasons)
+    result["threshold_version"] = thresholds.version
+    result["_triage"] = triage
+    return result
