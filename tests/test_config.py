@@ -45,7 +45,16 @@ def test_malformed_values_are_refused(tmp_path: Path, key: str, value: str, mess
 
 
 def test_s3_settings(tmp_path: Path) -> None:
-    s = load_settings({"VOT_DATA_DIR": str(tmp_path), "VOT_STORAGE_URL": "s3://bucket/pre",
-                       "VOT_S3_ENDPOINT_URL": "http://127.0.0.1:9000", "VOT_S3_SSE": "AES256"})
+    s = load_settings(
+        {
+            "VOT_DATA_DIR": str(tmp_path),
+            "VOT_STORAGE_URL": "s3://bucket/pre",
+            "VOT_S3_ENDPOINT_URL": "http://127.0.0.1:9000",
+            "VOT_S3_SSE": "AES256",
+        }
+    )
     assert (s.storage_url, s.s3_endpoint_url, s.s3_sse) == (
-        "s3://bucket/pre", "http://127.0.0.1:9000", "AES256")
+        "s3://bucket/pre",
+        "http://127.0.0.1:9000",
+        "AES256",
+    )

@@ -1,4 +1,4 @@
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -25,19 +25,23 @@ def count(engine, table) -> int:
 
 def test_same_file_same_dose_is_one_submission(engine, settings, patient) -> None:
     storage = open_storage(settings)
-    first = ingest_file(engine, storage, settings, patient, clip("asl_eat.mkv"),
-                        dose_date=date(2026, 11, 5))
-    again = ingest_file(engine, storage, settings, patient, clip("asl_eat.mkv"),
-                        dose_date=date(2026, 11, 5))
+    first = ingest_file(
+        engine, storage, settings, patient, clip("asl_eat.mkv"), dose_date=date(2026, 11, 5)
+    )
+    again = ingest_file(
+        engine, storage, settings, patient, clip("asl_eat.mkv"), dose_date=date(2026, 11, 5)
+    )
     assert first.created and not again.created
     assert again.submission_id == first.submission_id
     assert count(engine, schema.submissions) == 1
-    other_day = ingest_file(engine, storage, settings, patient, clip("asl_eat.mkv"),
-                            dose_date=date(2026, 11, 6))
+    other_day = ingest_file(
+        engine, storage, settings, patient, clip("asl_eat.mkv"), dose_date=date(2026, 11, 6)
+    )
     assert other_day.created and count(engine, schema.submissions) == 2
     with engine.connect() as conn:
-        row = conn.execute(select(schema.submissions).where(
-            schema.submissions.c.id == first.submission_id)).one()
+        row = conn.execute(
+            select(schema.submissions).where(schema.submissions.c.id == first.submission_id)
+        ).one()
     assert row.status == schema.RECEIVED
     assert storage.exists(row.raw_key) and storage.size(row.raw_key) == row.size_bytes
     assert row.duration_s == pytest.approx(1.57, abs=0.05)
@@ -49,7 +53,7 @@ def test_dose_date_is_the_recording_day_in_the_patients_zone() -> None:
     assert dose_date_for(recorded, "Asia/Shanghai") == date(2026, 3, 1)
     assert dose_date_for(recorded, "UTC") == date(2026, 3, 1)
     assert dose_date_for(recorded, "America/New_York") == date(2026, 3, 1)
-    late = datetime(2026, 3, 1, 17, 30, tzinfo=timezone.utc)  # 01:30 on 2 March in Shanghai
+    late = datetime(2026, 3, 1, 17, 30, tzinfo=UTC)  # 01:30 on 2 March in Shanghai
     assert dose_date_for(late, "Asia/Shanghai") == date(2026, 3, 2)
     with pytest.raises(IngestError, match="UTC offset"):
         dose_date_for(datetime(2026, 3, 1, 12, 0), "UTC")
@@ -57,8 +61,9 @@ def test_dose_date_is_the_recording_day_in_the_patients_zone() -> None:
 
 def test_recorded_at_sets_the_dose_day(engine, settings, patient) -> None:
     recorded = datetime(2026, 11, 7, 23, 50, tzinfo=timezone(timedelta(hours=8)))
-    got = ingest_file(engine, open_storage(settings), settings, patient, clip("asl_eat.mkv"),
-                      recorded_at=recorded)
+    got = ingest_file(
+        engine, open_storage(settings), settings, patient, clip("asl_eat.mkv"), recorded_at=recorded
+    )
     assert got.dose_date == date(2026, 11, 7)
 
 
@@ -69,9 +74,9 @@ def test_recorded_at_sets_the_dose_day(engine, settings, patient) -> None:
         ("notes.mp4", b"hello, this is not a video\n" * 50, "not a usable video"),
     ],
 )
-def test_unusable_files_are_refused_and_nothing_is_stored(engine, settings, patient,
-                                                          tmp_path: Path, name: str,
-                                                          content: bytes, message: str) -> None:
+def test_unusable_files_are_refused_and_nothing_is_stored(
+    engine, settings, patient, tmp_path: Path, name: str, content: bytes, message: str
+) -> None:
     path = tmp_path / name
     path.write_bytes(content)
     storage = open_storage(settings)
@@ -84,11 +89,17 @@ def test_unusable_files_are_refused_and_nothing_is_stored(engine, settings, pati
 def test_limits(engine, settings, patient) -> None:
     storage = open_storage(settings)
     with pytest.raises(IngestError, match="limit is 2 s"):
-        ingest_file(engine, storage, settings.with_(max_duration_s=2.0), patient,
-                    clip("thumbsup_face.mp4"))
+        ingest_file(
+            engine, storage, settings.with_(max_duration_s=2.0), patient, clip("thumbsup_face.mp4")
+        )
     with pytest.raises(IngestError, match="larger than allowed"):
-        ingest_file(engine, storage, settings.with_(max_pixels=640 * 360), patient,
-                    clip("thumbsup_face.mp4"))
+        ingest_file(
+            engine,
+            storage,
+            settings.with_(max_pixels=640 * 360),
+            patient,
+            clip("thumbsup_face.mp4"),
+        )
     assert count(engine, schema.submissions) == 0
 
 

@@ -29,8 +29,17 @@ def test_rotation_tag_swaps_displayed_size(tmp_path: Path) -> None:
 
 def test_vp9_webm_is_read(tmp_path: Path) -> None:
     webm = tmp_path / "phone.webm"
-    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=15", "-t", "1", "-c:v", "libvpx-vp9",
-           str(webm))
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x240:rate=15",
+        "-t",
+        "1",
+        "-c:v",
+        "libvpx-vp9",
+        str(webm),
+    )
     info = probe(webm)
     assert info.codec == "vp9" and (info.width, info.height) == (320, 240)
 
@@ -51,8 +60,17 @@ def test_unusable_files(tmp_path: Path, content: bytes, message: str) -> None:
 
 def test_truncated_mp4_without_moov(tmp_path: Path) -> None:
     whole = tmp_path / "whole.mp4"  # ffmpeg writes the moov atom at the end by default
-    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=15", "-t", "2", "-c:v", "libx264",
-           str(whole))
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x240:rate=15",
+        "-t",
+        "2",
+        "-c:v",
+        "libx264",
+        str(whole),
+    )
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
     with pytest.raises(MediaError, match="damaged or not a video"):
@@ -68,8 +86,19 @@ def test_audio_only(tmp_path: Path) -> None:
 
 def test_image_renamed_mp4(tmp_path: Path) -> None:
     fake = tmp_path / "photo.mp4"
-    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x64", "-frames:v", "1", "-f", "image2",
-           "-c:v", "png", str(fake))
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=64x64",
+        "-frames:v",
+        "1",
+        "-f",
+        "image2",
+        "-c:v",
+        "png",
+        str(fake),
+    )
     info = probe(fake)  # a still image is a one-frame "video" to ffmpeg: no duration
     assert info.duration_s == 0.0
 

@@ -22,10 +22,14 @@ def test_version_1_database_is_upgraded_keeping_its_rows(engine) -> None:
     with engine.begin() as conn:
         conn.execute(text("DROP TABLE patient_tokens"))
         conn.execute(text("ALTER TABLE scores DROP COLUMN key_moment_s"))
-        conn.execute(schema.schema_migrations.delete().where(
-            schema.schema_migrations.c.version > 1))
-        conn.execute(schema.clinics.insert().values(name="Old clinic", district="D",
-                                                    created_at=datetime.now(UTC)))
+        conn.execute(
+            schema.schema_migrations.delete().where(schema.schema_migrations.c.version > 1)
+        )
+        conn.execute(
+            schema.clinics.insert().values(
+                name="Old clinic", district="D", created_at=datetime.now(UTC)
+            )
+        )
     assert current_version(engine) == 1
     assert upgrade(engine) == [2]
     with engine.connect() as conn:
@@ -36,7 +40,10 @@ def test_version_1_database_is_upgraded_keeping_its_rows(engine) -> None:
 
 def test_newer_database_is_refused(engine) -> None:
     with engine.begin() as conn:
-        conn.execute(schema.schema_migrations.insert().values(
-            version=HEAD + 1, description="future", applied_at=datetime.now(UTC)))
+        conn.execute(
+            schema.schema_migrations.insert().values(
+                version=HEAD + 1, description="future", applied_at=datetime.now(UTC)
+            )
+        )
     with pytest.raises(RuntimeError, match="newer than this vot"):
         upgrade(engine)

@@ -25,8 +25,12 @@ def s3_endpoint() -> Iterator[str]:
 def s3(tmp_path: Path, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> S3Storage:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    settings = make_settings(tmp_path, storage_url="s3://vot-videos/clinic-a",
-                             s3_endpoint_url=s3_endpoint, s3_sse="AES256")
+    settings = make_settings(
+        tmp_path,
+        storage_url="s3://vot-videos/clinic-a",
+        s3_endpoint_url=s3_endpoint,
+        s3_sse="AES256",
+    )
     storage = open_storage(settings)
     assert isinstance(storage, S3Storage)
     storage.client.create_bucket(Bucket="vot-videos")
@@ -57,21 +61,26 @@ def test_round_trip(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -
         storage.get_file("raw/ab/abc", out)
 
 
-def test_s3_objects_are_private_encrypted_and_signed(s3: S3Storage, tmp_path: Path,
-                                                     s3_endpoint: str) -> None:
+def test_s3_objects_are_private_encrypted_and_signed(
+    s3: S3Storage, tmp_path: Path, s3_endpoint: str
+) -> None:
     src = tmp_path / "v.mp4"
     src.write_bytes(b"secret face video")
     s3.put_file("review/1.mp4", src, "video/mp4")
     head = s3.client.head_object(Bucket="vot-videos", Key="clinic-a/review/1.mp4")
     assert head["ServerSideEncryption"] == "AES256"
-    assert requests.get(f"{s3_endpoint}/vot-videos/clinic-a/review/1.mp4", timeout=5).status_code == 403
+    assert (
+        requests.get(f"{s3_endpoint}/vot-videos/clinic-a/review/1.mp4", timeout=5).status_code
+        == 403
+    )
     url = s3.signed_url("review/1.mp4", expires_s=60)
     assert url and requests.get(url, timeout=5).content == b"secret face video"
 
 
 @pytest.mark.parametrize("key", ["../escape", "raw/../../escape", "/etc/passwd"])
-def test_keys_cannot_leave_the_store(local: LocalStorage, s3: S3Storage, tmp_path: Path,
-                                     key: str) -> None:
+def test_keys_cannot_leave_the_store(
+    local: LocalStorage, s3: S3Storage, tmp_path: Path, key: str
+) -> None:
     src = tmp_path / "x"
     src.write_bytes(b"x")
     for storage in (local, s3):

@@ -19,7 +19,7 @@ T = Thresholds("t", auto_accept=0.8, reject_below=0.2)
 
 def test_bands() -> None:
     assert decide(0.9, True, [], T).decision == AUTO_ACCEPT
-    assert decide(0.5, True, ["no_pill_shown"], T) .decision == REVIEW
+    assert decide(0.5, True, ["no_pill_shown"], T).decision == REVIEW
     assert decide(0.1, True, [], T).decision == REJECT
     assert decide(0.8, True, [], T).decision == AUTO_ACCEPT  # the edge belongs to the band above
     assert decide(0.2, True, [], T).decision == REVIEW

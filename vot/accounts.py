@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import Connection, select
 
 from vot import schema
-from vot.db import audit, utcnow
+from vot.db import audit, inserted_id, utcnow
 
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
 
@@ -43,8 +43,14 @@ def verify_password(password: str, stored: str) -> bool:
         if scheme != "scrypt":
             return False
         expected = base64.b64decode(digest)
-        got = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r),
-                             p=int(p), dklen=len(expected))
+        got = hashlib.scrypt(
+            password.encode(),
+            salt=base64.b64decode(salt),
+            n=int(n),
+            r=int(r),
+            p=int(p),
+            dklen=len(expected),
+        )
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(got, expected)
@@ -55,8 +61,9 @@ def check_timezone(name: str) -> str:
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise AccountError(f"unknown time zone {name!r}; use an IANA name such as "
-                           "Asia/Shanghai or UTC") from None
+        raise AccountError(
+            f"unknown time zone {name!r}; use an IANA name such as Asia/Shanghai or UTC"
+        ) from None
     return name
 
 
@@ -68,14 +75,16 @@ def ensure_clinic(conn: Connection, name: str, district: str = "") -> int:
     row = conn.execute(select(schema.clinics.c.id).where(schema.clinics.c.name == name)).first()
     if row:
         return int(row[0])
-    result = conn.execute(schema.clinics.insert().values(
-        name=name, district=district, created_at=utcnow()))
-    audit(conn, "system", "clinic.create", f"clinic:{result.inserted_primary_key[0]}", name=name)
-    return int(result.inserted_primary_key[0])
+    result = conn.execute(
+        schema.clinics.insert().values(name=name, district=district, created_at=utcnow())
+    )
+    audit(conn, "system", "clinic.create", f"clinic:{inserted_id(result)}", name=name)
+    return inserted_id(result)
 
 
-def ensure_user(conn: Connection, username: str, password: str, role: str,
-                clinic_id: int | None) -> tuple[int, bool]:
+def ensure_user(
+    conn: Connection, username: str, password: str, role: str, clinic_id: int | None
+) -> tuple[int, bool]:
     """Create a staff account, or reset its password if it exists; returns (id, created)."""
     if role not in schema.ROLES:
         raise AccountError(f"role must be one of {', '.join(schema.ROLES)}, got {role!r}")
@@ -85,14 +94,24 @@ def ensure_user(conn: Connection, username: str, password: str, role: str,
     row = conn.execute(select(users.c.id).where(users.c.username == username)).first()
     hashed = hash_password(password)
     if row:
-        conn.execute(users.update().where(users.c.id == row[0]).values(
-            password_hash=hashed, role=role, clinic_id=clinic_id, disabled=False))
+        conn.execute(
+            users.update()
+            .where(users.c.id == row[0])
+            .values(password_hash=hashed, role=role, clinic_id=clinic_id, disabled=False)
+        )
         audit(conn, "system", "user.password_reset", f"user:{row[0]}")
         return int(row[0]), False
-    result = conn.execute(users.insert().values(
-        username=username, password_hash=hashed, role=role, clinic_id=clinic_id,
-        disabled=False, created_at=utcnow()))
-    user_id = int(result.inserted_primary_key[0])
+    result = conn.execute(
+        users.insert().values(
+            username=username,
+            password_hash=hashed,
+            role=role,
+            clinic_id=clinic_id,
+            disabled=False,
+            created_at=utcnow(),
+        )
+    )
+    user_id = inserted_id(result)
     audit(conn, "system", "user.create", f"user:{user_id}", role=role)
     return user_id, True
 
@@ -113,15 +132,22 @@ def get_patient(conn: Connection, code: str) -> Patient:
         AccountError: no such patient.
     """
     p = schema.patients
-    row = conn.execute(select(p.c.id, p.c.code, p.c.clinic_id, p.c.timezone, p.c.pseudonym)
-                       .where(p.c.code == code)).first()
+    row = conn.execute(
+        select(p.c.id, p.c.code, p.c.clinic_id, p.c.timezone, p.c.pseudonym).where(p.c.code == code)
+    ).first()
     if row is None:
         raise AccountError(f"no patient with code {code!r}; enrol them with `vot patient add`")
     return Patient(*row)
 
 
-def add_patient(conn: Connection, code: str, clinic_id: int, start: date, timezone: str = "UTC",
-                length_days: int = 180) -> tuple[Patient, bool]:
+def add_patient(
+    conn: Connection,
+    code: str,
+    clinic_id: int,
+    start: date,
+    timezone: str = "UTC",
+    length_days: int = 180,
+) -> tuple[Patient, bool]:
     """Enrol a patient on a regimen; returns (patient, created). An existing code is kept as is."""
     code = code.strip()
     if not code or len(code) > 64 or not code.replace("-", "").replace("_", "").isalnum():
@@ -134,13 +160,32 @@ def add_patient(conn: Connection, code: str, clinic_id: int, start: date, timezo
     except AccountError:
         pass
     now = utcnow()
-    result = conn.execute(schema.patients.insert().values(
-        code=code, clinic_id=clinic_id, timezone=timezone,
-        pseudonym="P-" + secrets.token_hex(6).upper(), created_at=now))
-    patient_id = int(result.inserted_primary_key[0])
-    conn.execute(schema.regimens.insert().values(
-        patient_id=patient_id, start_date=start, length_days=length_days, doses_per_day=1,
-        days_per_week=7, created_at=now))
-    audit(conn, "system", "patient.enrol", f"patient:{patient_id}", start=start.isoformat(),
-          length_days=length_days)
+    result = conn.execute(
+        schema.patients.insert().values(
+            code=code,
+            clinic_id=clinic_id,
+            timezone=timezone,
+            pseudonym="P-" + secrets.token_hex(6).upper(),
+            created_at=now,
+        )
+    )
+    patient_id = inserted_id(result)
+    conn.execute(
+        schema.regimens.insert().values(
+            patient_id=patient_id,
+            start_date=start,
+            length_days=length_days,
+            doses_per_day=1,
+            days_per_week=7,
+            created_at=now,
+        )
+    )
+    audit(
+        conn,
+        "system",
+        "patient.enrol",
+        f"patient:{patient_id}",
+        start=start.isoformat(),
+        length_days=length_days,
+    )
     return get_patient(conn, code), True

@@ -53,14 +53,23 @@ def for_patient(conn: Connection, patient_id: int, now: datetime | None = None) 
     p, r, s = schema.patients, schema.regimens, schema.submissions
     row = conn.execute(
         select(p.c.timezone, r.c.start_date, r.c.length_days)
-        .join(r, r.c.patient_id == p.c.id).where(p.c.id == patient_id)
-        .order_by(r.c.start_date.desc()).limit(1)).one()
+        .join(r, r.c.patient_id == p.c.id)
+        .where(p.c.id == patient_id)
+        .order_by(r.c.start_date.desc())
+        .limit(1)
+    ).one()
     timezone, start, length = row
     today = patient_today(timezone, now)
     last = start + timedelta(days=length - 1)
-    taken_days = set(conn.execute(
-        select(func.distinct(s.c.dose_date)).where(
-            s.c.patient_id == patient_id, s.c.status.in_(schema.TAKEN_STATUSES),
-            s.c.dose_date >= start, s.c.dose_date <= min(today, last))).scalars())
+    taken_days = set(
+        conn.execute(
+            select(func.distinct(s.c.dose_date)).where(
+                s.c.patient_id == patient_id,
+                s.c.status.in_(schema.TAKEN_STATUSES),
+                s.c.dose_date >= start,
+                s.c.dose_date <= min(today, last),
+            )
+        ).scalars()
+    )
     expected = expected_days(start, length, today, today in taken_days)
     return Adherence(patient_id, start, last, today, expected, len(taken_days))

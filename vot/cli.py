@@ -88,11 +88,20 @@ def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
 
     engine = get_engine(settings)
     upgrade(engine)
-    got = ingest_file(engine, open_storage(settings), settings, args.patient, Path(args.file),
-                      dose_date=args.dose_date, recorded_at=args.recorded_at)
+    got = ingest_file(
+        engine,
+        open_storage(settings),
+        settings,
+        args.patient,
+        Path(args.file),
+        dose_date=args.dose_date,
+        recorded_at=args.recorded_at,
+    )
     if not got.created:
-        print(f"submission {got.submission_id}: this file was already received for "
-              f"{got.dose_date} (status {got.status})")
+        print(
+            f"submission {got.submission_id}: this file was already received for "
+            f"{got.dose_date} (status {got.status})"
+        )
         return 0
     url = queue_url(settings)
     if is_up(url):
@@ -101,8 +110,10 @@ def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
         enqueue_submission(connect(url), settings, got.submission_id)
         print(f"submission {got.submission_id}: received for dose {got.dose_date}, queued")
     else:
-        print(f"submission {got.submission_id}: received for dose {got.dose_date}; no queue is "
-              "running, it will be processed when `vot serve` or `vot worker` starts")
+        print(
+            f"submission {got.submission_id}: received for dose {got.dose_date}; no queue is "
+            "running, it will be processed when `vot serve` or `vot worker` starts"
+        )
     return 0
 
 
@@ -132,8 +143,10 @@ def cmd_score(settings: Settings, args: argparse.Namespace) -> int:
     else:
         print(f"confidence {result['confidence']:.3f} -> {result['decision']}")
         for event in result["events"]:
-            print(f"  {event['type']:<14} {event['start_s']:6.2f}-{event['end_s']:6.2f} s  "
-                  f"score {event['score']:.2f}")
+            print(
+                f"  {event['type']:<14} {event['start_s']:6.2f}-{event['end_s']:6.2f} s  "
+                f"score {event['score']:.2f}"
+            )
         print(f"  reasons: {', '.join(result['reasons']) or '-'}")
     return 0
 
@@ -147,9 +160,9 @@ def cmd_patient_add(settings: Settings, args: argparse.Namespace) -> int:
     upgrade(engine)
     with engine.begin() as conn:
         clinic_id = accounts.ensure_clinic(conn, args.clinic, args.district or "")
-        patient, created = accounts.add_patient(conn, args.code, clinic_id,
-                                                args.start or date.today(), args.tz,
-                                                args.length_days)
+        patient, created = accounts.add_patient(
+            conn, args.code, clinic_id, args.start or date.today(), args.tz, args.length_days
+        )
     verb = "enrolled" if created else "already enrolled"
     print(f"patient {patient.code} {verb} (clinic {args.clinic}, time zone {patient.timezone})")
     return 0
@@ -200,8 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vot", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(name: str, fn: Callable[[Settings, argparse.Namespace], int],
-            help_: str) -> argparse.ArgumentParser:
+    def add(
+        name: str, fn: Callable[[Settings, argparse.Namespace], int], help_: str
+    ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=help_)
         p.set_defaults(fn=fn)
         return p
@@ -230,7 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     patient = sub.add_parser("patient", help="enrol patients").add_subparsers(
-        dest="patient_command", required=True, metavar="ACTION")
+        dest="patient_command", required=True, metavar="ACTION"
+    )
     p = patient.add_parser("add", help="enrol a patient on a regimen")
     p.set_defaults(fn=cmd_patient_add)
     p.add_argument("code")
@@ -241,7 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--length-days", type=_positive, default=180)
 
     user = sub.add_parser("user", help="staff accounts").add_subparsers(
-        dest="user_command", required=True, metavar="ACTION")
+        dest="user_command", required=True, metavar="ACTION"
+    )
     p = user.add_parser("add", help="create a staff account or reset its password")
     p.set_defaults(fn=cmd_user_add)
     p.add_argument("username")
@@ -250,7 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--password-stdin", action="store_true")
 
     db = sub.add_parser("db", help="database schema").add_subparsers(
-        dest="db_command", required=True, metavar="ACTION")
+        dest="db_command", required=True, metavar="ACTION"
+    )
     db.add_parser("upgrade", help="create or upgrade the schema").set_defaults(fn=cmd_db_upgrade)
     add("sweep", cmd_sweep, "re-queue submissions whose job was lost")
     return parser
@@ -263,8 +280,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"vot: error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     if args.command == "score":
         logging.getLogger().setLevel(logging.WARNING)
     try:
@@ -285,8 +305,16 @@ def _is_user_error(exc: Exception) -> bool:
     from vot.storage import StorageError
     from vot.triage import ThresholdError
 
-    known = (ConfigError, AccountError, IngestError, MediaError, StorageError, ThresholdError,
-             LookupError, RuntimeError)
+    known = (
+        ConfigError,
+        AccountError,
+        IngestError,
+        MediaError,
+        StorageError,
+        ThresholdError,
+        LookupError,
+        RuntimeError,
+    )
     return isinstance(exc, known)
 
 

@@ -6,7 +6,7 @@ import os
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, CursorResult, Engine, create_engine, event
 
 from vot import schema
 from vot.config import Settings
@@ -69,7 +69,18 @@ def as_utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC)
 
 
+def inserted_id(result: CursorResult[Any]) -> int:
+    """The primary key of the row an INSERT just made."""
+    key = result.inserted_primary_key
+    if key is None:
+        raise RuntimeError("the INSERT returned no primary key")
+    return int(key[0])
+
+
 def audit(conn: Connection, actor: str, action: str, target: str = "", **detail: Any) -> None:
     """Append one audit-log entry in the caller's transaction."""
-    conn.execute(schema.audit_log.insert().values(
-        at=utcnow(), actor=actor, action=action, target=target, detail=detail))
+    conn.execute(
+        schema.audit_log.insert().values(
+            at=utcnow(), actor=actor, action=action, target=target, detail=detail
+        )
+    )

@@ -24,8 +24,12 @@ from vot.storage import open_storage
 DEMO_CLINIC = "Demo Clinic"
 DEMO_DISTRICT = "Demo District"
 DEMO_SUPERVISOR = "demo-supervisor"
-DEMO_PATIENTS = (("DEMO-001", "Asia/Shanghai"), ("DEMO-002", "Asia/Shanghai"),
-                 ("DEMO-003", "UTC"), ("DEMO-004", "America/New_York"))
+DEMO_PATIENTS = (
+    ("DEMO-001", "Asia/Shanghai"),
+    ("DEMO-002", "Asia/Shanghai"),
+    ("DEMO-003", "UTC"),
+    ("DEMO-004", "America/New_York"),
+)
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".webm", ".m4v", ".3gp", ".avi"}
 SHARED_CLIPS = REPO_ROOT.parent / "shared" / "data" / "clips"
 SAMPLE_CLIPS = REPO_ROOT / "sample_videos"
@@ -57,22 +61,28 @@ def seed(engine: Engine, settings: Settings, days: int) -> tuple[str, bool, dict
     last demo video is today's dose; an existing patient keeps the start it has.
     """
     password = settings.demo_password or secrets.token_urlsafe(12)
-    starts = {}
+    starts: dict[str, date] = {}
     with engine.begin() as conn:
         clinic_id = accounts.ensure_clinic(conn, DEMO_CLINIC, DEMO_DISTRICT)
         accounts.ensure_user(conn, DEMO_SUPERVISOR, password, "supervisor", clinic_id)
         for code, tz in DEMO_PATIENTS:
             start = adherence.patient_today(tz) - timedelta(days=days - 1)
             patient, _created = accounts.add_patient(conn, code, clinic_id, start, tz)
-            starts[code] = conn.execute(
-                select(schema.regimens.c.start_date)
-                .where(schema.regimens.c.patient_id == patient.id)
-                .order_by(schema.regimens.c.start_date)).scalars().first()
+            starts[code] = (
+                conn.execute(
+                    select(schema.regimens.c.start_date)
+                    .where(schema.regimens.c.patient_id == patient.id)
+                    .order_by(schema.regimens.c.start_date)
+                )
+                .scalars()
+                .one()
+            )
     return password, settings.demo_password is None, starts
 
 
-def wait_until_processed(engine: Engine, ids: list[int], timeout_s: float,
-                         procs: list[subprocess.Popen[bytes]]) -> None:
+def wait_until_processed(
+    engine: Engine, ids: list[int], timeout_s: float, procs: list[subprocess.Popen[bytes]]
+) -> None:
     """Block until no submission in ``ids`` is still processing.
 
     Raises:
@@ -82,15 +92,23 @@ def wait_until_processed(engine: Engine, ids: list[int], timeout_s: float,
     deadline = time.monotonic() + timeout_s
     while True:
         with engine.connect() as conn:
-            pending = conn.execute(select(s.c.id).where(
-                s.c.id.in_(ids), s.c.status.in_(schema.PROCESSING_STATUSES))).scalars().all()
+            pending = (
+                conn.execute(
+                    select(s.c.id).where(
+                        s.c.id.in_(ids), s.c.status.in_(schema.PROCESSING_STATUSES)
+                    )
+                )
+                .scalars()
+                .all()
+            )
         if not pending:
             return
         if procs and all(p.poll() is not None for p in procs):
             raise RuntimeError("every demo worker exited; see the log above")
         if time.monotonic() > deadline:
-            raise RuntimeError(f"{len(pending)} demo video(s) still processing after "
-                               f"{timeout_s:.0f} s: {pending}")
+            raise RuntimeError(
+                f"{len(pending)} demo video(s) still processing after {timeout_s:.0f} s: {pending}"
+            )
         time.sleep(0.5)
 
 
@@ -122,8 +140,9 @@ def run_demo(settings: Settings, workers: int = 2, timeout_s: float = 900.0) -> 
             code = codes[i % len(codes)]
             day = starts[code] + timedelta(days=i // len(codes))
             try:
-                got = ingest_file(engine, storage, settings, code, clip, dose_date=day,
-                                  actor="demo")
+                got = ingest_file(
+                    engine, storage, settings, code, clip, dose_date=day, actor="demo"
+                )
             except IngestError as exc:
                 print(f"  skipped {clip.name}: {exc}")
                 continue
@@ -147,38 +166,62 @@ def report(settings: Settings, result: DemoResult) -> str:
     s, sc, p = schema.submissions, schema.scores, schema.patients
     with engine.connect() as conn:
         rows = conn.execute(
-            select(s.c.id, p.c.code, s.c.dose_date, s.c.status, s.c.reason, sc.c.confidence,
-                   sc.c.decision, sc.c.reasons)
+            select(
+                s.c.id,
+                p.c.code,
+                s.c.dose_date,
+                s.c.status,
+                s.c.reason,
+                sc.c.confidence,
+                sc.c.decision,
+                sc.c.reasons,
+            )
             .join(p, p.c.id == s.c.patient_id)
             .outerjoin(sc, sc.c.submission_id == s.c.id)
             .where(s.c.id.in_(result.submission_ids))
-            .order_by(sc.c.confidence.desc().nulls_last(), s.c.id)).all()
-        patient_rows = conn.execute(select(p.c.id, p.c.code).where(
-            p.c.code.in_([c for c, _ in DEMO_PATIENTS])).order_by(p.c.code)).all()
+            .order_by(sc.c.confidence.desc().nulls_last(), s.c.id)
+        ).all()
+        patient_rows = conn.execute(
+            select(p.c.id, p.c.code)
+            .where(p.c.code.in_([c for c, _ in DEMO_PATIENTS]))
+            .order_by(p.c.code)
+        ).all()
         figures = [(code, adherence.for_patient(conn, pid)) for pid, code in patient_rows]
-    lines = [f"vot demo: {len(result.submission_ids)} videos from {result.clips_dir} "
-             f"({result.new_submissions} new) in {result.wall_s:.1f} s", ""]
+    lines = [
+        f"vot demo: {len(result.submission_ids)} videos from {result.clips_dir} "
+        f"({result.new_submissions} new) in {result.wall_s:.1f} s",
+        "",
+    ]
     review = [r for r in rows if r.status == schema.REVIEW]
     lines.append(f"Review queue ({len(review)} waiting for a supervisor, most likely taken first):")
     lines.append(f"  {'id':>4}  {'patient':<9} {'dose day':<10} {'conf':>5}  band     reasons")
     for r in review:
-        lines.append(f"  {r.id:>4}  {r.code:<9} {r.dose_date!s:<10} {r.confidence:5.2f}  "
-                     f"{r.decision:<8} {', '.join(r.reasons or [])}")
+        lines.append(
+            f"  {r.id:>4}  {r.code:<9} {r.dose_date!s:<10} {r.confidence:5.2f}  "
+            f"{r.decision:<8} {', '.join(r.reasons or [])}"
+        )
     for label, status in (("Auto-accepted", schema.AUTO_ACCEPTED), ("Rejected", schema.REJECTED)):
         group = [r for r in rows if r.status == status]
         lines.append(f"{label} ({len(group)}):")
         for r in group:
             conf = f"{r.confidence:5.2f}" if r.confidence is not None else "  -  "
-            lines.append(f"  {r.id:>4}  {r.code:<9} {r.dose_date!s:<10} {conf}  "
-                         f"{r.reason or ', '.join(r.reasons or [])}")
+            lines.append(
+                f"  {r.id:>4}  {r.code:<9} {r.dose_date!s:<10} {conf}  "
+                f"{r.reason or ', '.join(r.reasons or [])}"
+            )
     lines += ["", "Adherence so far (taken / expected dose days):"]
     for code, a in figures:
         rate = f"{a.rate:.0%}" if a.rate is not None else "n/a"
-        lines.append(f"  {code:<9} {a.taken:>3} / {a.expected:<3} {rate:>5}  "
-                     f"(regimen {a.regimen_start} to {a.regimen_end})")
+        lines.append(
+            f"  {code:<9} {a.taken:>3} / {a.expected:<3} {rate:>5}  "
+            f"(regimen {a.regimen_start} to {a.regimen_end})"
+        )
     password_note = "generated for this run" if result.password_generated else "VOT_DEMO_PASSWORD"
-    lines += ["", "Sign in to the review UI:",
-              "  vot serve            # then open http://127.0.0.1:8000/login",
-              f"  username: {DEMO_SUPERVISOR}",
-              f"  password: {result.password}   ({password_note})"]
+    lines += [
+        "",
+        "Sign in to the review UI:",
+        "  vot serve            # then open http://127.0.0.1:8000/login",
+        f"  username: {DEMO_SUPERVISOR}",
+        f"  password: {result.password}   ({password_note})",
+    ]
     return "\n".join(lines)

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from vot import schema
 from vot.accounts import get_patient
 from vot.config import Settings
-from vot.db import audit, utcnow
+from vot.db import audit, inserted_id, utcnow
 from vot.media import MediaError, probe
 from vot.storage import Storage
 
@@ -70,27 +70,44 @@ def check_video(path: Path, settings: Settings) -> float:
     """
     size = path.stat().st_size
     if size > settings.max_upload_mb * 1024 * 1024:
-        raise IngestError(f"the video is {size / 1e6:.0f} MB; the limit is "
-                          f"{settings.max_upload_mb} MB. Record a shorter clip.")
+        raise IngestError(
+            f"the video is {size / 1e6:.0f} MB; the limit is "
+            f"{settings.max_upload_mb} MB. Record a shorter clip."
+        )
     try:
         info = probe(path, settings.ffmpeg)
     except MediaError as exc:
         raise IngestError(f"not a usable video: {exc}") from None
     if info.duration_s < MIN_DURATION_S:
-        raise IngestError(f"the video is too short ({info.duration_s:.1f} s); record the whole "
-                          "dose: the pill, putting it in the mouth, and swallowing")
+        raise IngestError(
+            f"the video is too short ({info.duration_s:.1f} s); record the whole "
+            "dose: the pill, putting it in the mouth, and swallowing"
+        )
     if info.duration_s > settings.max_duration_s:
-        raise IngestError(f"the video lasts {info.duration_s:.0f} s; the limit is "
-                          f"{settings.max_duration_s:.0f} s. Record a shorter clip.")
+        raise IngestError(
+            f"the video lasts {info.duration_s:.0f} s; the limit is "
+            f"{settings.max_duration_s:.0f} s. Record a shorter clip."
+        )
     if info.width * info.height > settings.max_pixels:
-        raise IngestError(f"the picture is {info.width}x{info.height}, larger than allowed; "
-                          "record at a lower resolution")
+        raise IngestError(
+            f"the picture is {info.width}x{info.height}, larger than allowed; "
+            "record at a lower resolution"
+        )
     return info.duration_s
 
 
-def ingest_file(engine: Engine, storage: Storage, settings: Settings, patient_code: str,
-                path: Path, *, dose_date: date | None = None, recorded_at: datetime | None = None,
-                original_filename: str | None = None, actor: str = "cli") -> Ingested:
+def ingest_file(
+    engine: Engine,
+    storage: Storage,
+    settings: Settings,
+    patient_code: str,
+    path: Path,
+    *,
+    dose_date: date | None = None,
+    recorded_at: datetime | None = None,
+    original_filename: str | None = None,
+    actor: str = "cli",
+) -> Ingested:
     """Store ``path`` as a received video for one dose of ``patient_code``.
 
     The dose date is ``dose_date`` when given, else the recording time (else now) in the
@@ -111,7 +128,8 @@ def ingest_file(engine: Engine, storage: Storage, settings: Settings, patient_co
     day = dose_date or dose_date_for(recorded_at, patient.timezone)
     subs = schema.submissions
     existing_q = select(subs.c.id, subs.c.status).where(
-        subs.c.patient_id == patient.id, subs.c.dose_date == day, subs.c.content_sha256 == sha)
+        subs.c.patient_id == patient.id, subs.c.dose_date == day, subs.c.content_sha256 == sha
+    )
     with engine.connect() as conn:
         existing = conn.execute(existing_q).first()
     if existing:
@@ -123,14 +141,31 @@ def ingest_file(engine: Engine, storage: Storage, settings: Settings, patient_co
     now = utcnow()
     try:
         with engine.begin() as conn:
-            result = conn.execute(subs.insert().values(
-                patient_id=patient.id, dose_date=day, recorded_at=recorded_at, received_at=now,
-                content_sha256=sha, size_bytes=path.stat().st_size, duration_s=duration,
-                original_filename=name, raw_key=key, status=schema.RECEIVED, attempts=0,
-                updated_at=now))
-            sub_id = int(result.inserted_primary_key[0])
-            audit(conn, actor, "submission.receive", f"submission:{sub_id}",
-                  dose_date=day.isoformat(), size_bytes=path.stat().st_size)
+            result = conn.execute(
+                subs.insert().values(
+                    patient_id=patient.id,
+                    dose_date=day,
+                    recorded_at=recorded_at,
+                    received_at=now,
+                    content_sha256=sha,
+                    size_bytes=path.stat().st_size,
+                    duration_s=duration,
+                    original_filename=name,
+                    raw_key=key,
+                    status=schema.RECEIVED,
+                    attempts=0,
+                    updated_at=now,
+                )
+            )
+            sub_id = inserted_id(result)
+            audit(
+                conn,
+                actor,
+                "submission.receive",
+                f"submission:{sub_id}",
+                dose_date=day.isoformat(),
+                size_bytes=path.stat().st_size,
+            )
     except IntegrityError:
         # Sent twice at the same moment: the other request recorded it first.
         with engine.connect() as conn:

@@ -128,8 +128,10 @@ def probe(path: str | Path, ffmpeg: str | None = None, timeout_s: float = 30.0) 
         raise MediaError("the file is empty")
     cmd = [ffmpeg_exe(ffmpeg), "-hide_banner", "-nostdin", "-i", str(path)]
     try:
-        # ffmpeg exits 1 here ("At least one output file must be specified"); the text is the answer.
-        proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=timeout_s)
+        # ffmpeg exits 1 here ("At least one output file must be specified"); stderr is the answer.
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, errors="replace", timeout=timeout_s
+        )
     except subprocess.TimeoutExpired:
         raise MediaError(f"reading the file took longer than {timeout_s:.0f} s") from None
     info = parse_probe(proc.stderr)

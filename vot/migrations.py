@@ -35,8 +35,11 @@ def _v2_patient_tokens_and_key_moment(conn: Connection) -> None:
 
 
 MIGRATIONS: tuple[Migration, ...] = (
-    Migration(1, "baseline: clinics, users, patients, regimens, submissions, scores, reviews, "
-              "audit log", lambda conn: None),
+    Migration(
+        1,
+        "baseline: clinics, users, patients, regimens, submissions, scores, reviews, audit log",
+        lambda conn: None,
+    ),
     Migration(2, "patient upload tokens; scores.key_moment_s", _v2_patient_tokens_and_key_moment),
 )
 HEAD = MIGRATIONS[-1].version
@@ -47,15 +50,22 @@ def current_version(engine: Engine) -> int | None:
     with engine.connect() as conn:
         if not inspect(conn).has_table("schema_migrations"):
             return None
-        version = conn.execute(select(schema.schema_migrations.c.version)
-                               .order_by(schema.schema_migrations.c.version.desc())).first()
+        version = conn.execute(
+            select(schema.schema_migrations.c.version).order_by(
+                schema.schema_migrations.c.version.desc()
+            )
+        ).first()
     return int(version[0]) if version else None
 
 
 def _stamp(conn: Connection, migration: Migration) -> None:
-    conn.execute(schema.schema_migrations.insert().values(
-        version=migration.version, description=migration.description,
-        applied_at=datetime.now(UTC)))
+    conn.execute(
+        schema.schema_migrations.insert().values(
+            version=migration.version,
+            description=migration.description,
+            applied_at=datetime.now(UTC),
+        )
+    )
 
 
 def upgrade(engine: Engine) -> list[int]:
@@ -75,7 +85,8 @@ def upgrade(engine: Engine) -> list[int]:
     if version > HEAD:
         raise RuntimeError(
             f"the database is at schema version {version}, newer than this vot ({HEAD}); "
-            "upgrade vot instead")
+            "upgrade vot instead"
+        )
     applied = []
     for migration in MIGRATIONS:
         if migration.version <= version:

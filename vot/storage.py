@@ -122,8 +122,15 @@ class S3Storage:
         extra: dict[str, str] = {"ContentType": content_type}
         if self.sse:
             extra["ServerSideEncryption"] = self.sse
-        self._call("store", key, self.client.upload_file, str(src), self.bucket, self._key(key),
-                   ExtraArgs=extra)
+        self._call(
+            "store",
+            key,
+            self.client.upload_file,
+            str(src),
+            self.bucket,
+            self._key(key),
+            ExtraArgs=extra,
+        )
 
     def get_file(self, key: str, dest: Path) -> None:
         self._call("read", key, self.client.download_file, self.bucket, self._key(key), str(dest))
@@ -140,21 +147,28 @@ class S3Storage:
             raise StorageError(f"could not check {key} in s3://{self.bucket}: {exc}") from exc
 
     def size(self, key: str) -> int:
-        head = self._call("read", key, self.client.head_object, Bucket=self.bucket,
-                          Key=self._key(key))
+        head = self._call(
+            "read", key, self.client.head_object, Bucket=self.bucket, Key=self._key(key)
+        )
         return int(head["ContentLength"])
 
     def delete(self, key: str) -> None:
-        self._call("delete", key, self.client.delete_object, Bucket=self.bucket,
-                   Key=self._key(key))
+        self._call("delete", key, self.client.delete_object, Bucket=self.bucket, Key=self._key(key))
 
     def local_path(self, key: str) -> Path | None:
         return None
 
     def signed_url(self, key: str, expires_s: int = 300) -> str | None:
-        return str(self._call(
-            "sign", key, self.client.generate_presigned_url, "get_object",
-            Params={"Bucket": self.bucket, "Key": self._key(key)}, ExpiresIn=expires_s))
+        return str(
+            self._call(
+                "sign",
+                key,
+                self.client.generate_presigned_url,
+                "get_object",
+                Params={"Bucket": self.bucket, "Key": self._key(key)},
+                ExpiresIn=expires_s,
+            )
+        )
 
 
 def open_storage(settings: Settings) -> Storage:
@@ -164,6 +178,7 @@ def open_storage(settings: Settings) -> Storage:
         return LocalStorage(Path(url.netloc + url.path))
     import boto3
 
-    client = boto3.client("s3", endpoint_url=settings.s3_endpoint_url,
-                          region_name=settings.s3_region or "us-east-1")
+    client = boto3.client(
+        "s3", endpoint_url=settings.s3_endpoint_url, region_name=settings.s3_region or "us-east-1"
+    )
     return S3Storage(url.netloc, url.path, client, sse=settings.s3_sse)

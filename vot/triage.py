@@ -102,9 +102,11 @@ def decide(
 def decide_dict(score: Mapping[str, object], thresholds: Thresholds) -> Triage:
     """:func:`decide` over a scorer result in its JSON form."""
     reasons = score.get("reasons") or []
+    if not isinstance(reasons, list | tuple):
+        raise TypeError(f"reasons must be a list, got {type(reasons).__name__}")
+    confidence = score["confidence"]
+    if not isinstance(confidence, int | float):
+        raise TypeError(f"confidence must be a number, got {type(confidence).__name__}")
     return decide(
-        float(score["confidence"]),  # type: ignore[arg-type]
-        bool(score.get("face_visible")),
-        [str(r) for r in reasons],  # type: ignore[union-attr]
-        thresholds,
+        float(confidence), bool(score.get("face_visible")), [str(r) for r in reasons], thresholds
     )

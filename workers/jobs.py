@@ -20,7 +20,8 @@ from vot.config import Settings, load_settings
 from vot.db import get_engine
 from vot.media import MediaError, probe
 from vot.storage import Storage, open_storage
-from workers.transcode import TranscodeOptions, transcode as run_transcode
+from workers.transcode import TranscodeOptions
+from workers.transcode import transcode as run_transcode
 
 logger = logging.getLogger(__name__)
 
@@ -60,8 +61,13 @@ def transcode(sub_id: int) -> str:
         try:
             info = probe(raw, settings.ffmpeg)
             review, poster = workdir / "review.mp4", workdir / "poster.jpg"
-            run_transcode(raw, review, poster, info, TranscodeOptions(
-                timeout_s=settings.transcode_timeout_s, ffmpeg=settings.ffmpeg))
+            run_transcode(
+                raw,
+                review,
+                poster,
+                info,
+                TranscodeOptions(timeout_s=settings.transcode_timeout_s, ffmpeg=settings.ffmpeg),
+            )
         except MediaError as exc:
             pipeline.reject_unusable(engine, sub_id, f"unusable video: {exc}")
             return f"rejected: {exc}"
@@ -90,8 +96,9 @@ def score(sub_id: int) -> str:
             pipeline.reject_unusable(engine, sub_id, f"unusable video: {exc}")
             return f"rejected: {exc}"
     triage = result.pop("_triage")
-    status = pipeline.record_score(engine, sub_id, result, triage, result["threshold_version"],
-                                   time.monotonic() - started)
+    status = pipeline.record_score(
+        engine, sub_id, result, triage, result["threshold_version"], time.monotonic() - started
+    )
     return f"scored: {status}"
 
 

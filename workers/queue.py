@@ -7,6 +7,7 @@ good, or held by a worker that no longer exists is queued again under the same j
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from redis import Redis
@@ -37,24 +38,43 @@ def connect(url: str) -> Redis:
     return Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
 
 
-def enqueue_submission(redis: Redis, settings: Settings, sub_id: int,
-                       stage: str = pipeline.TRANSCODE) -> None:
+def enqueue_submission(
+    redis: Redis, settings: Settings, sub_id: int, stage: str = pipeline.TRANSCODE
+) -> None:
     """Queue the remaining jobs of one submission, from ``stage`` on."""
     from workers import jobs  # the job functions import heavier modules
 
     score_queue = Queue(QUEUE_SCORE, connection=redis)
-    common = {"retry": RETRY, "on_failure": jobs.FAILURE_CALLBACK, "result_ttl": 3600,
-              "failure_ttl": 7 * 86400}
+    common = {
+        "retry": RETRY,
+        "on_failure": jobs.FAILURE_CALLBACK,
+        "result_ttl": 3600,
+        "failure_ttl": 7 * 86400,
+    }
     if stage == pipeline.TRANSCODE:
         transcode_job = Queue(QUEUE_TRANSCODE, connection=redis).enqueue(
-            jobs.transcode, sub_id, job_id=job_id(pipeline.TRANSCODE, sub_id),
-            job_timeout=settings.transcode_timeout_s + 60, **common)
-        score_queue.enqueue(jobs.score, sub_id, job_id=job_id(pipeline.SCORE, sub_id),
-                            depends_on=transcode_job, job_timeout=settings.job_timeout_s,
-                            **common)
+            jobs.transcode,
+            sub_id,
+            job_id=job_id(pipeline.TRANSCODE, sub_id),
+            job_timeout=settings.transcode_timeout_s + 60,
+            **common,
+        )
+        score_queue.enqueue(
+            jobs.score,
+            sub_id,
+            job_id=job_id(pipeline.SCORE, sub_id),
+            depends_on=transcode_job,
+            job_timeout=settings.job_timeout_s,
+            **common,
+        )
     else:
-        score_queue.enqueue(jobs.score, sub_id, job_id=job_id(pipeline.SCORE, sub_id),
-                            job_timeout=settings.job_timeout_s, **common)
+        score_queue.enqueue(
+            jobs.score,
+            sub_id,
+            job_id=job_id(pipeline.SCORE, sub_id),
+            job_timeout=settings.job_timeout_s,
+            **common,
+        )
 
 
 def _job_alive(redis: Redis, jid: str) -> bool:
@@ -88,15 +108,18 @@ def sweep(redis: Redis, settings: Settings, older_than_s: float | None = None) -
             continue
         stale = (pipeline.utcnow() - sub.updated_at).total_seconds() >= older
         if sub.attempts >= pipeline.MAX_ATTEMPTS and stale:
-            pipeline.reject_unusable(engine, sub.id, (
-                f"could not be processed after {sub.attempts} attempts"
-                + (f" ({sub.reason})" if sub.reason else "")))
+            pipeline.reject_unusable(
+                engine,
+                sub.id,
+                (
+                    f"could not be processed after {sub.attempts} attempts"
+                    + (f" ({sub.reason})" if sub.reason else "")
+                ),
+            )
             continue
         for stale_stage in (pipeline.TRANSCODE, pipeline.SCORE):
-            try:
+            with contextlib.suppress(NoSuchJobError):
                 Job.fetch(job_id(stale_stage, sub.id), connection=redis).delete()
-            except NoSuchJobError:
-                pass
         enqueue_submission(redis, settings, sub.id, stage)
         logger.info("sweeper re-queued submission %s at %s", sub.id, stage)
         requeued.append(sub.id)

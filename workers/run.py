@@ -48,14 +48,16 @@ def sweeper_loop(settings: Settings, stop: threading.Event, every_s: float = SWE
 
 def start_sweeper(settings: Settings) -> tuple[threading.Thread, threading.Event]:
     stop = threading.Event()
-    thread = threading.Thread(target=sweeper_loop, args=(settings, stop), name="vot-sweeper",
-                              daemon=True)
+    thread = threading.Thread(
+        target=sweeper_loop, args=(settings, stop), name="vot-sweeper", daemon=True
+    )
     thread.start()
     return thread, stop
 
 
-def run_worker(settings: Settings, burst: bool = False, sweep_too: bool = True,
-               name: str | None = None) -> bool:
+def run_worker(
+    settings: Settings, burst: bool = False, sweep_too: bool = True, name: str | None = None
+) -> bool:
     """Work the vot queues until stopped (or, with ``burst``, until they are empty)."""
     url = queue_url(settings)
     wait_for_redis(url)

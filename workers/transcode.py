@@ -38,8 +38,9 @@ def _scale_filter(info: MediaInfo, max_side: int) -> tuple[int, int]:
     return width, height
 
 
-def build_command(src: Path, review: Path, poster: Path, info: MediaInfo,
-                  options: TranscodeOptions) -> list[str]:
+def build_command(
+    src: Path, review: Path, poster: Path, info: MediaInfo, options: TranscodeOptions
+) -> list[str]:
     """The ffmpeg command line that writes both outputs in one decode."""
     width, height = _scale_filter(info, options.max_side)
     inp = ffmpeg.input(str(src))
@@ -49,19 +50,32 @@ def build_command(src: Path, review: Path, poster: Path, info: MediaInfo,
     if info.has_audio:
         streams.append(inp.audio)
     review_out = ffmpeg.output(
-        *streams, str(review), vcodec="libx264", preset=options.preset, crf=options.crf,
-        movflags="+faststart", acodec="aac", audio_bitrate="64k", **{"profile:v": "high"},
-        f="mp4", map_metadata=-1)
+        *streams,
+        str(review),
+        vcodec="libx264",
+        preset=options.preset,
+        crf=options.crf,
+        movflags="+faststart",
+        acodec="aac",
+        audio_bitrate="64k",
+        **{"profile:v": "high"},
+        f="mp4",
+        map_metadata=-1,
+    )
     poster_time = min(1.0, info.duration_s / 2) if info.duration_s else 0.0
-    poster_stream = split.stream(1).filter("trim", start=poster_time).filter("setpts", "PTS-STARTPTS")
+    poster_stream = (
+        split.stream(1).filter("trim", start=poster_time).filter("setpts", "PTS-STARTPTS")
+    )
     poster_out = ffmpeg.output(poster_stream, str(poster), vframes=1, f="image2", q=4)
     merged = ffmpeg.merge_outputs(review_out, poster_out).global_args(
-        "-hide_banner", "-nostdin", "-loglevel", "error")
+        "-hide_banner", "-nostdin", "-loglevel", "error"
+    )
     return [ffmpeg_exe(options.ffmpeg), *merged.overwrite_output().get_args()]
 
 
-def transcode(src: Path, review: Path, poster: Path, info: MediaInfo,
-              options: TranscodeOptions | None = None) -> None:
+def transcode(
+    src: Path, review: Path, poster: Path, info: MediaInfo, options: TranscodeOptions | None = None
+) -> None:
     """Write the review copy and poster for ``src``.
 
     Raises:
@@ -70,11 +84,14 @@ def transcode(src: Path, review: Path, poster: Path, info: MediaInfo,
     options = options or TranscodeOptions()
     cmd = build_command(src, review, poster, info, options)
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace",
-                              timeout=options.timeout_s)
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, errors="replace", timeout=options.timeout_s
+        )
     except subprocess.TimeoutExpired:
         _remove(review, poster)
-        raise MediaError(f"converting the video took longer than {options.timeout_s:.0f} s") from None
+        raise MediaError(
+            f"converting the video took longer than {options.timeout_s:.0f} s"
+        ) from None
     if proc.returncode != 0 or not review.is_file() or review.stat().st_size == 0:
         _remove(review, poster)
         tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
