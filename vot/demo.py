@@ -45,13 +45,13 @@ class DemoResult:
     wall_s: float
 
 
-def demo_clips() -> tuple[Path, list[Path]]:
-    """The clips the demo submits: the shared real clips, else the project's samples."""
-    for folder in (SHARED_CLIPS, SAMPLE_CLIPS):
-        clips = sorted(p for p in folder.glob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
+def demo_clips(folder: Path | None = None) -> tuple[Path, list[Path]]:
+    """The clips the demo submits: ``folder``, else the shared real clips, else the samples."""
+    for candidate in (folder,) if folder else (SHARED_CLIPS, SAMPLE_CLIPS):
+        clips = sorted(p for p in candidate.glob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
         if clips:
-            return folder, clips
-    raise RuntimeError(f"no demo clips in {SHARED_CLIPS} or {SAMPLE_CLIPS}")
+            return candidate, clips
+    raise RuntimeError(f"no demo clips in {folder or f'{SHARED_CLIPS} or {SAMPLE_CLIPS}'}")
 
 
 def seed(engine: Engine, settings: Settings, days: int) -> tuple[str, bool, dict[str, date]]:
@@ -112,7 +112,9 @@ def wait_until_processed(
         time.sleep(0.5)
 
 
-def run_demo(settings: Settings, workers: int = 2, timeout_s: float = 900.0) -> DemoResult:
+def run_demo(
+    settings: Settings, workers: int = 2, timeout_s: float = 900.0, clips_dir: Path | None = None
+) -> DemoResult:
     """Seed the demo clinic, submit the clips through the queue and wait for the workers."""
     from vot.migrations import upgrade
     from vot.redis_server import EmbeddedRedis
@@ -122,7 +124,7 @@ def run_demo(settings: Settings, workers: int = 2, timeout_s: float = 900.0) -> 
     started = time.monotonic()
     engine = get_engine(settings)
     upgrade(engine)
-    folder, clips = demo_clips()
+    folder, clips = demo_clips(clips_dir)
     per_patient = -(-len(clips) // len(DEMO_PATIENTS))
     password, generated, starts = seed(engine, settings, per_patient)
     codes = sorted(starts)
