@@ -78,7 +78,7 @@ def start_transcode(engine: Engine, sub_id: int) -> SubmissionRow | None:
         return get_submission(conn, sub_id) if changed else None
 
 
-def finish_transcode(engine: Engine, sub_id: int, review_key: str, poster_key: str) -> bool:
+def finish_transcode(engine: Engine, sub_id: int, review_key: str, poster_key: str | None) -> bool:
     with engine.begin() as conn:
         return bool(
             conn.execute(

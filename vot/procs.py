@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import resource
 import signal
 import sys
 from collections.abc import Callable
@@ -16,6 +17,21 @@ def _die_with_parent() -> None:
     # when the parent is killed with SIGKILL and cannot clean up itself.
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def limited(memory_mb: int) -> Callable[[], None]:
+    """A ``preexec_fn`` capping the child's address space, so a decode bomb fails, not the host.
+
+    The child also dies with its parent.
+    """
+
+    def preexec() -> None:
+        limit = memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        if sys.platform == "linux":
+            _die_with_parent()
+
+    return preexec
 
 
 def child_popen_kwargs() -> dict[str, Any]:

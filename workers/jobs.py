@@ -18,10 +18,9 @@ from rq import Callback
 from vot import pipeline
 from vot.config import Settings, load_settings
 from vot.db import get_engine
-from vot.media import MediaError, probe
+from vot.media import MediaError
 from vot.storage import Storage, open_storage
-from workers.transcode import TranscodeOptions
-from workers.transcode import transcode as run_transcode
+from workers.process import make_review_copy
 
 logger = logging.getLogger(__name__)
 
@@ -59,22 +58,16 @@ def transcode(sub_id: int) -> str:
         workdir = Path(tmp)
         raw = _local_copy(storage, sub.raw_key, workdir, "raw")
         try:
-            info = probe(raw, settings.ffmpeg)
-            review, poster = workdir / "review.mp4", workdir / "poster.jpg"
-            run_transcode(
-                raw,
-                review,
-                poster,
-                info,
-                TranscodeOptions(timeout_s=settings.transcode_timeout_s, ffmpeg=settings.ffmpeg),
-            )
+            review, poster = make_review_copy(raw, workdir, settings)
         except MediaError as exc:
             pipeline.reject_unusable(engine, sub_id, f"unusable video: {exc}")
             return f"rejected: {exc}"
         storage.put_file(review_key(sub_id), review, "video/mp4")
-        if poster.is_file():
+        if poster is not None:
             storage.put_file(poster_key(sub_id), poster, "image/jpeg")
-    pipeline.finish_transcode(engine, sub_id, review_key(sub_id), poster_key(sub_id))
+    pipeline.finish_transcode(
+        engine, sub_id, review_key(sub_id), poster_key(sub_id) if poster is not None else None
+    )
     return "transcoded"
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import ffmpeg
 
 from vot.media import MediaError, MediaInfo, ffmpeg_exe
+from vot.procs import limited
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +28,7 @@ class TranscodeOptions:
     crf: int = 26
     preset: str = "veryfast"
     timeout_s: float = 300.0
+    memory_mb: int = 3072  # address space for ffmpeg: x264 threads need far less than this
     ffmpeg: str | None = None
 
 
@@ -85,7 +87,12 @@ def transcode(
     cmd = build_command(src, review, poster, info, options)
     try:
         proc = subprocess.run(
-            cmd, capture_output=True, text=True, errors="replace", timeout=options.timeout_s
+            cmd,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=options.timeout_s,
+            preexec_fn=limited(options.memory_mb),
         )
     except subprocess.TimeoutExpired:
         _remove(review, poster)
@@ -95,6 +102,8 @@ def transcode(
     if proc.returncode != 0 or not review.is_file() or review.stat().st_size == 0:
         _remove(review, poster)
         tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
+        if proc.returncode < 0:  # killed: in practice the memory cap (a decode bomb)
+            tail = f"it needs more than {options.memory_mb} MB of memory to decode"
         logger.warning("ffmpeg failed (%s) on %s: %s", proc.returncode, src.name, tail)
         raise MediaError(f"the video could not be converted: {tail or 'ffmpeg failed'}")
 
