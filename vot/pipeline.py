@@ -37,6 +37,7 @@ class SubmissionRow:
     status: str
     reason: str | None
     raw_key: str
+    content_sha256: str
     review_key: str | None
     poster_key: str | None
     duration_s: float | None
@@ -53,6 +54,7 @@ def get_submission(conn: Connection, sub_id: int) -> SubmissionRow | None:
             subs.c.status,
             subs.c.reason,
             subs.c.raw_key,
+            subs.c.content_sha256,
             subs.c.review_key,
             subs.c.poster_key,
             subs.c.duration_s,

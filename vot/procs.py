@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import os
 import resource
 import signal
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 _PR_SET_PDEATHSIG = 1
@@ -32,6 +35,29 @@ def limited(memory_mb: int) -> Callable[[], None]:
             _die_with_parent()
 
     return preexec
+
+
+def descendants(pid: int) -> list[int]:
+    """Process ids below ``pid`` (children first), read from /proc; empty where there is none."""
+    found: list[int] = []
+    queue = [pid]
+    while queue:
+        parent = queue.pop(0)
+        try:
+            text = Path(f"/proc/{parent}/task/{parent}/children").read_text()
+        except OSError:
+            continue
+        kids = [int(k) for k in text.split()]
+        found.extend(kids)
+        queue.extend(kids)
+    return found
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL ``pid`` and everything below it (an rq work-horse sits in a group of its own)."""
+    for target in [*descendants(pid), pid]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(target, signal.SIGKILL)
 
 
 def child_popen_kwargs() -> dict[str, Any]:

@@ -15,7 +15,7 @@ import time
 from types import FrameType
 
 from vot.config import Settings
-from vot.procs import child_popen_kwargs
+from vot.procs import child_popen_kwargs, kill_tree
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def stop_processes(
             proc.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             logger.warning("worker %s did not stop in %.0f s; killing it", proc.pid, wait_s)
-            proc.kill()
+            kill_tree(proc.pid)
             proc.wait()
 
 

@@ -18,8 +18,9 @@ from rq import Callback
 from vot import pipeline
 from vot.config import Settings, load_settings
 from vot.db import get_engine
+from vot.ingest import file_sha256
 from vot.media import MediaError
-from vot.storage import Storage, open_storage
+from vot.storage import Storage, StorageError, open_storage
 from workers.process import make_review_copy
 
 logger = logging.getLogger(__name__)
@@ -41,6 +42,8 @@ def poster_key(sub_id: int) -> str:
 def _local_copy(storage: Storage, key: str, workdir: Path, name: str) -> Path:
     path = storage.local_path(key)
     if path is not None:
+        if not path.is_file():
+            raise StorageError(f"no object {key} in the store")
         return path
     dest = workdir / name
     storage.get_file(key, dest)
@@ -57,6 +60,10 @@ def transcode(sub_id: int) -> str:
     with tempfile.TemporaryDirectory(prefix="vot-transcode-") as tmp:
         workdir = Path(tmp)
         raw = _local_copy(storage, sub.raw_key, workdir, "raw")
+        if file_sha256(raw) != sub.content_sha256:
+            # Raised, not rejected: a store that is eventually consistent may serve the right
+            # bytes on a retry; after the last attempt the sweeper gives up with this reason.
+            raise StorageError(f"the stored video of submission {sub_id} fails its checksum")
         try:
             review, poster = make_review_copy(raw, workdir, settings)
         except MediaError as exc:

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import socket
+from datetime import UTC, datetime
 
 from redis import Redis
 from rq import Queue, Retry
@@ -27,6 +30,8 @@ QUEUE_SCORE = "vot-score"
 # A worker drains scoring before starting new transcodes, so videos finish rather than pile up.
 WORKER_QUEUES = (QUEUE_SCORE, QUEUE_TRANSCODE)
 RETRY = Retry(max=3, interval=[10, 30, 60])
+# rq's worker heartbeats every job_monitoring_interval (30 s) while a job runs.
+HEARTBEAT_GRACE_S = 120
 _LIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
 
 
@@ -77,6 +82,30 @@ def enqueue_submission(
         )
 
 
+def worker_alive(redis: Redis, name: str) -> bool:
+    """Whether the rq worker ``name`` is still running.
+
+    A worker killed with SIGKILL leaves its registration (and its job "started") in Redis until
+    its key expires. On this host its process id answers at once; elsewhere a heartbeat older
+    than :data:`HEARTBEAT_GRACE_S` means it is gone.
+    """
+    worker = Worker.find_by_key(Worker.redis_worker_namespace_prefix + name, connection=redis)
+    if worker is None:
+        return False
+    if worker.hostname == socket.gethostname() and worker.pid:
+        try:
+            os.kill(worker.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass  # it exists, under another user
+    beat = worker.last_heartbeat
+    if beat is not None:
+        age = (datetime.now(UTC) - beat.replace(tzinfo=beat.tzinfo or UTC)).total_seconds()
+        return age < HEARTBEAT_GRACE_S
+    return True
+
+
 def _job_alive(redis: Redis, jid: str) -> bool:
     try:
         job = Job.fetch(jid, connection=redis)
@@ -86,9 +115,7 @@ def _job_alive(redis: Redis, jid: str) -> bool:
     if status not in _LIVE:
         return False
     if status == JobStatus.STARTED and job.worker_name:
-        # A worker killed with SIGKILL leaves its job "started" until rq notices; look for it.
-        live = {w.name for w in Worker.all(connection=redis)}
-        return job.worker_name in live
+        return worker_alive(redis, job.worker_name)
     return True
 
 
