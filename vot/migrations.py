@@ -34,6 +34,32 @@ def _v2_patient_tokens_and_key_moment(conn: Connection) -> None:
         conn.execute(text("ALTER TABLE scores ADD COLUMN key_moment_s FLOAT"))
 
 
+def _v3_review_indexes(conn: Connection) -> None:
+    wanted = {"submissions": ("ix_submissions_status_updated", "ix_submissions_queue"),
+              "scores": ("ix_scores_rank",),
+              "reviews": ("ix_reviews_reviewer", "ix_reviews_created",
+                          "ix_reviews_previous_status")}
+    for table, names in wanted.items():
+        for index in schema.metadata.tables[table].indexes:
+            if index.name in names:
+                index.create(conn, checkfirst=True)
+
+
+def _v4_uploads(conn: Connection) -> None:
+    schema.uploads.create(conn, checkfirst=True)
+
+
+def _v5_adherence(conn: Connection) -> None:
+    columns = {c["name"] for c in inspect(conn).get_columns("regimens")}
+    if "weekday_mask" not in columns:
+        conn.execute(text("ALTER TABLE regimens ADD COLUMN weekday_mask INTEGER"))
+    for table in (schema.excusals, schema.adherence_snapshot, schema.analytics_weekly):
+        table.create(conn, checkfirst=True)
+    for index in schema.submissions.indexes:
+        if index.name in ("ix_submissions_ledger", "ix_submissions_received"):
+            index.create(conn, checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -41,6 +67,10 @@ MIGRATIONS: tuple[Migration, ...] = (
         lambda conn: None,
     ),
     Migration(2, "patient upload tokens; scores.key_moment_s", _v2_patient_tokens_and_key_moment),
+    Migration(3, "indexes for the review queue, undo and today's counts", _v3_review_indexes),
+    Migration(4, "resumable (tus) uploads in progress", _v4_uploads),
+    Migration(5, "adherence: excusals, weekday mask, ledger indexes, dashboard snapshot",
+              _v5_adherence),
 )
 HEAD = MIGRATIONS[-1].version
 

@@ -97,6 +97,9 @@ regimens = Table(
     Column("end_date", Date, nullable=True),
     Column("end_reason", String(32), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # Bit 0 = Monday ... bit 6 = Sunday: the weekdays a dose is due. NULL: the usual days for
+    # days_per_week (vot.adherence.DEFAULT_MASKS). Added by migration 5.
+    Column("weekday_mask", Integer, nullable=True),
 )
 
 submissions = Table(
@@ -122,6 +125,14 @@ submissions = Table(
     UniqueConstraint("patient_id", "dose_date", "content_sha256", name="uq_submission_dose_file"),
     Index("ix_submissions_status", "status"),
     Index("ix_submissions_patient_date", "patient_id", "dose_date"),
+    # Migration 5: the adherence ledger reads (patient, day, status) from the index alone;
+    # workload figures read videos by arrival time.
+    Index("ix_submissions_ledger", "patient_id", "dose_date", "status"),
+    Index("ix_submissions_received", "received_at"),
+    # "Auto-accepted today" and the auto-accepted tab read one status by time.
+    Index("ix_submissions_status_updated", "status", "updated_at"),
+    # The review queue ranks every waiting video of a clinic from this index alone.
+    Index("ix_submissions_queue", "status", "patient_id"),
 )
 
 scores = Table(
@@ -146,6 +157,8 @@ scores = Table(
         "submission_id", "model_version", "threshold_version", name="uq_score_version"
     ),
     Index("ix_scores_submission", "submission_id"),
+    # The newest score's confidence per submission without reading the table (queue ranking).
+    Index("ix_scores_rank", "submission_id", "id", "confidence"),
 )
 
 reviews = Table(
@@ -160,6 +173,85 @@ reviews = Table(
     Column("previous_status", String(20), nullable=False),
     Column("undone_at", DateTime(timezone=True), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # Undo finds a reviewer's latest decision; "done today" counts decisions by time.
+    Index("ix_reviews_reviewer", "reviewer_id", "id"),
+    Index("ix_reviews_created", "created_at"),
+    # The scorer-vs-supervisor agreement reads only the spot checks of auto-accepts.
+    Index("ix_reviews_previous_status", "previous_status"),
+)
+
+# A resumable (tus) upload in progress. Its bytes live under data_dir/uploads until complete;
+# then they are ingested (submission_id set) or refused (error set) and the bytes removed.
+uploads = Table(
+    "uploads",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("patient_id", Integer, ForeignKey("patients.id"), nullable=False, index=True),
+    Column("length_bytes", BigInteger, nullable=False),
+    Column("offset_bytes", BigInteger, nullable=False, default=0),
+    Column("filename", String(255), nullable=False, default=""),
+    Column("recorded_at", DateTime(timezone=True), nullable=True),
+    Column("submission_id", Integer, ForeignKey("submissions.id"), nullable=True),
+    Column("error", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    # The expiry sweep reads uploads by last activity.
+    Index("ix_uploads_updated", "updated_at"),
+)
+
+# A dose day a supervisor excused, and why (migration 5). Withdrawing one sets revoked_at: the
+# history stays. Excused days are neither taken nor missed (see docs/adherence.md).
+EXCUSE_REASONS = ("in_hospital", "drug_stock_out", "other")
+
+excusals = Table(
+    "excusals",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("patient_id", Integer, ForeignKey("patients.id"), nullable=False),
+    Column("dose_date", Date, nullable=False),
+    Column("reason", String(32), nullable=False),
+    Column("note", Text, nullable=True),
+    Column("recorded_by", Integer, ForeignKey("users.id"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Index("ix_excusals_patient_date", "patient_id", "dose_date"),
+)
+
+# Migration 5: the analyst dashboard reads these, refreshed from the ledger by vot.analytics
+# (one row per patient's latest regimen; weekly figures per scope: all, a district, a clinic).
+adherence_snapshot = Table(
+    "adherence_snapshot",
+    metadata,
+    Column("patient_id", Integer, ForeignKey("patients.id"), primary_key=True),
+    Column("clinic_id", Integer, ForeignKey("clinics.id"), nullable=False, index=True),
+    Column("regimen_start", Date, nullable=False),
+    Column("as_of", Date, nullable=False),
+    Column("expected", Integer, nullable=False),
+    Column("taken", Integer, nullable=False),
+    Column("excused", Integer, nullable=False),
+    Column("missed", Integer, nullable=False),
+    Column("longest_missed_run", Integer, nullable=False),
+    Column("flag_below", Boolean, nullable=False),
+    Column("flag_ltfu", Boolean, nullable=False),
+    Column("completed", Boolean, nullable=False),
+    Column("computed_at", DateTime(timezone=True), nullable=False),
+)
+
+analytics_weekly = Table(
+    "analytics_weekly",
+    metadata,
+    Column("scope", String(10), primary_key=True),  # all, district, clinic
+    Column("scope_key", String(200), primary_key=True),  # "", the district or the clinic name
+    Column("week_start", Date, primary_key=True),  # a Monday
+    Column("expected", Integer, nullable=False),
+    Column("taken", Integer, nullable=False),
+    Column("videos", Integer, nullable=False),
+    Column("auto_accepted", Integer, nullable=False),
+    Column("decided", Integer, nullable=False),
+    Column("median_decision_s", Float, nullable=True),
+    Column("compared", Integer, nullable=False),
+    Column("agreed", Integer, nullable=False),
+    Column("computed_at", DateTime(timezone=True), nullable=False),
 )
 
 audit_log = Table(

@@ -1,0 +1,54 @@
+"""The supervisor review web app: ``create_app(settings)`` builds it (Flask's flaskr shape)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Flask, jsonify, redirect, url_for
+from werkzeug.wrappers import Response
+
+from vot.config import Settings, load_settings
+from vot.db import get_engine
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the app for ``settings`` (from the ``VOT_*`` environment when None).
+
+    The database must already be migrated (``vot serve`` and the tests do that first).
+    """
+    from review_ui import auth, bulk, media, patient, patients, review, security, spotcheck, tus
+
+    settings = settings or load_settings()
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        PERMANENT_SESSION_LIFETIME=timedelta(minutes=settings.session_minutes),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.public_url.startswith("https://"),
+        MAX_CONTENT_LENGTH=settings.max_upload_mb * 1024 * 1024,
+    )
+    app.extensions["vot"] = {
+        "settings": settings,
+        "engine": get_engine(settings),
+        "storage": None,  # opened on first use, see review_ui.web.storage
+        "limiter": auth.LoginLimiter(),
+    }
+    security.init_app(
+        app, security.content_security_policy(settings.storage_url, settings.s3_endpoint_url)
+    )
+    for blueprint in (auth.bp, review.bp, bulk.bp, spotcheck.bp, media.bp, patients.bp):
+        app.register_blueprint(blueprint)
+    app.register_blueprint(patient.bp)  # the patient's page /p/TOKEN and /api/v1/me
+    app.register_blueprint(tus.bp)  # resumable video uploads at /api/v1/uploads
+    app.register_blueprint(import_module("review_ui.analyst").bp)  # analysts: /analyst, /api/v1/adherence
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return jsonify(ok=True)
+
+    @app.get("/")
+    def index() -> Response:
+        return redirect(url_for("review.queue"))
+
+    return app

@@ -1,0 +1,58 @@
+"""Patients of the supervisor's clinic and each one's regimen calendar."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, g, render_template, request
+
+from review_ui import auth, web
+from vot import review
+
+bp = Blueprint("patients", __name__, url_prefix="/patients")
+PAGE_SIZE = 100
+STATE_TEXT = {
+    "taken": "Taken",
+    "excused": "Excused",
+    "pending": "Waiting for review",
+    "unclear": "Unclear: asked again",
+    "rejected": "Rejected",
+    "missed": "Missed",
+    "not_due": "Not yet due",
+    "rest": "No dose due",
+}
+
+
+@bp.before_request
+def reviewers_only() -> Any:
+    return auth.require_roles(*auth.REVIEW_ROLES)
+
+
+@bp.get("")
+def index() -> Any:
+    prefix = request.args.get("code", "").strip()
+    page = request.args.get("page", "1")
+    page = int(page) if page.isdigit() and int(page) > 0 else 1
+    with web.engine().connect() as conn:
+        rows = review.patients(conn, g.user, prefix, PAGE_SIZE, (page - 1) * PAGE_SIZE)
+    return render_template("patients.html", rows=rows, code=prefix, page=page, page_size=PAGE_SIZE)
+
+
+@bp.get("/<int:patient_id>")
+def calendar(patient_id: int) -> Any:
+    with web.engine().connect() as conn:
+        cal = review.calendar(conn, g.user, patient_id)
+    # Monday-first weeks; the first row is padded so weekdays line up in columns.
+    lead = cal.days[0].day.weekday() if cal.days else 0
+    weeks, row = [], [None] * lead
+    for day in cal.days:
+        row.append(day)
+        if len(row) == 7:
+            weeks.append(row)
+            row = []
+    if row:
+        weeks.append(row + [None] * (7 - len(row)))
+    totals = {state: sum(1 for d in cal.days if d.state == state) for state in STATE_TEXT}
+    return render_template(
+        "patient.html", cal=cal, weeks=weeks, totals=totals, state_text=STATE_TEXT
+    )

@@ -1,0 +1,107 @@
+"""CSRF tokens on every form, security headers on every reply, and the error pages."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+from urllib.parse import urlparse
+
+from flask import Flask, request, session
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
+
+from review_ui import web
+from vot import review
+
+logger = logging.getLogger(__name__)
+
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Authenticated by an Authorization: Bearer token, never the session cookie; a cross-site page
+# cannot send that header, so a CSRF token would protect nothing there.
+BEARER_BLUEPRINTS = frozenset({"tus"})
+
+FRIENDLY = {
+    400: "The request could not be understood.",
+    401: "Please sign in.",
+    403: "Your account cannot open this page.",
+    404: "Not found, or not in your clinic.",
+    405: "That action is not available here.",
+    413: "That upload is too large.",
+    429: "Too many attempts; wait a while and try again.",
+    500: "Something went wrong on our side; it has been logged.",
+}
+
+
+def csrf_token() -> str:
+    """This session's CSRF token, made on first use."""
+    if "csrf" not in session:
+        session["csrf"] = secrets.token_urlsafe(32)
+    return str(session["csrf"])
+
+
+def _check_csrf() -> tuple[object, int] | None:
+    if request.method not in UNSAFE_METHODS or request.blueprint in BEARER_BLUEPRINTS:
+        return None
+    sent = request.form.get("csrf_token") or request.headers.get("X-CSRF-Token") or ""
+    expected = session.get("csrf") or ""
+    if expected and hmac.compare_digest(sent.encode(), str(expected).encode()):
+        return None
+    logger.warning("refused %s %s: missing or wrong CSRF token", request.method, request.path)
+    return web.error(
+        400, "This form has expired or did not come from this site. Reload the page and try again."
+    )
+
+
+def content_security_policy(storage_url: str, s3_endpoint_url: str | None) -> str:
+    """The CSP: only this site, no inline script; S3 added for media when videos live there."""
+    media = "'self'"
+    if storage_url.startswith("s3://"):
+        # Videos are redirected to short-lived signed URLs on the store's own host.
+        endpoint = urlparse(s3_endpoint_url) if s3_endpoint_url else None
+        media += (
+            f" {endpoint.scheme}://{endpoint.netloc}" if endpoint else " https://*.amazonaws.com"
+        )
+    return (
+        f"default-src 'self'; img-src {media}; media-src {media}; object-src 'none'; "
+        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
+
+
+def init_app(app: Flask, csp: str) -> None:
+    """Install the CSRF check, the headers and the error handlers on ``app``."""
+    app.before_request(_check_csrf)
+    app.jinja_env.globals["csrf_token"] = csrf_token
+
+    @app.after_request
+    def headers(response: Response) -> Response:
+        response.headers["Content-Security-Policy"] = csp
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Referrer-Policy"] = "same-origin"
+        if not request.path.startswith("/static/"):
+            # Pages and videos name patients: no shared or disk caches.
+            response.headers.setdefault("Cache-Control", "private, no-store")
+        return response
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+        status = exc.code or 500
+        return web.error(status, FRIENDLY.get(status, exc.description or exc.name))
+
+    @app.errorhandler(review.NotFound)
+    def not_found(exc: review.NotFound):  # type: ignore[no-untyped-def]
+        return web.error(404, FRIENDLY[404])
+
+    @app.errorhandler(PermissionError)
+    def forbidden(exc: PermissionError):  # type: ignore[no-untyped-def]
+        return web.error(403, FRIENDLY[403])
+
+    @app.errorhandler(review.ReviewError)
+    def refused(exc: review.ReviewError):  # type: ignore[no-untyped-def]
+        return web.error(409 if isinstance(exc, review.Conflict) else 400, str(exc))
+
+    @app.errorhandler(Exception)
+    def server_error(exc: Exception):  # type: ignore[no-untyped-def]
+        logger.exception("unhandled error on %s %s", request.method, request.path)
+        return web.error(500, FRIENDLY[500])

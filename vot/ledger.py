@@ -1,0 +1,510 @@
+"""The dose ledger in SQL: every figure of :func:`vot.adherence.compute`, for many patients at once.
+
+Days are numbered from 1970-01-01 (:class:`epoch_day`) so the date arithmetic reads the same on
+SQLite and PostgreSQL. Only the days with a video or an excusal are read, once, grouped per day;
+the days with nothing are counted by arithmetic over the weekday mask, never generated one by one.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Date,
+    DateTime,
+    Integer,
+    and_,
+    bindparam,
+    case,
+    cast,
+    exists,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+)
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql import ColumnElement, Select
+from sqlalchemy.sql.functions import FunctionElement
+
+from vot import schema
+from vot.adherence import DEFAULT_MASKS, STANDARD, Adherence, Counting, Definitions, counting
+
+EPOCH = date(1970, 1, 1)
+PENDING = (*schema.PROCESSING_STATUSES, schema.REVIEW)
+p, r, c, s, x = (
+    schema.patients,
+    schema.regimens,
+    schema.clinics,
+    schema.submissions,
+    schema.excusals,
+)
+
+
+class epoch_day(FunctionElement[int]):  # noqa: N801 (an SQL function)
+    """Days since 1970-01-01 of a DATE, or of a UTC timestamp's day."""
+
+    type = Integer()
+    inherit_cache = True
+
+
+@compiles(epoch_day, "sqlite")
+def _epoch_day_sqlite(element: epoch_day, compiler: Any, **kw: Any) -> str:
+    return f"CAST(julianday({compiler.process(element.clauses, **kw)}) - 2440587.5 AS INTEGER)"
+
+
+@compiles(epoch_day, "postgresql")
+def _epoch_day_postgresql(element: epoch_day, compiler: Any, **kw: Any) -> str:
+    value = compiler.process(element.clauses, **kw)
+    if isinstance(element.clauses.clauses[0].type, DateTime):  # the day in UTC, not the session's
+        value = f"({value} AT TIME ZONE 'UTC')"
+    return f"(CAST({value} AS DATE) - DATE '1970-01-01')"
+
+
+class day_of(FunctionElement[date]):  # noqa: N801 (an SQL function)
+    """The DATE of an epoch day number (the inverse of :class:`epoch_day`)."""
+
+    type = Date()
+    inherit_cache = True
+
+
+@compiles(day_of, "sqlite")
+def _day_of_sqlite(element: day_of, compiler: Any, **kw: Any) -> str:
+    return f"date({compiler.process(element.clauses, **kw)} + 2440587.5)"
+
+
+@compiles(day_of, "postgresql")
+def _day_of_postgresql(element: day_of, compiler: Any, **kw: Any) -> str:
+    return f"(DATE '1970-01-01' + {compiler.process(element.clauses, **kw)})"
+
+
+def to_epoch(day: date) -> int:
+    return (day - EPOCH).days
+
+
+def from_epoch(days: int) -> date:
+    return EPOCH + timedelta(days=days)
+
+
+def least(a: Any, b: Any) -> ColumnElement[Any]:
+    return case((a <= b, a), else_=b)
+
+
+def flag(condition: Any) -> ColumnElement[int]:
+    return case((condition, 1), else_=0)
+
+
+def dose_days(a: Any, b: Any, mask: Any) -> ColumnElement[int]:
+    """How many days from ``a`` to ``b`` (epoch days, inclusive) fall on a weekday in ``mask``."""
+    terms: Any = literal(0)
+    for weekday in range(7):  # the first such day on or after a, then one every 7 days
+        first = a + (weekday - (a + 3) % 7 + 7) % 7
+        count = case((b >= first, (b - first) // 7 + 1), else_=0)
+        terms = terms + case((mask.bitwise_and(1 << weekday) != 0, count), else_=0)
+    return case((mask == 0b1111111, case((b >= a, b - a + 1), else_=0)), else_=terms)
+
+
+def is_dose_day(day: Any, mask: Any) -> ColumnElement[bool]:
+    return mask.bitwise_rshift((day + 3) % 7).bitwise_and(1) == 1  # 1970-01-01: a Thursday
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which patients: filters an analyst may combine (None: no filter)."""
+
+    district: str | None = None
+    clinic: str | None = None
+    start_from: date | None = None
+    start_to: date | None = None
+    patient_id: int | None = None
+
+    @property
+    def shape(self) -> tuple[str, ...]:
+        """The filters in use: queries are built once per shape, then bound to the values."""
+        return tuple(f.name for f in fields(self) if getattr(self, f.name) is not None)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {f"scope_{name}": getattr(self, name) for name in self.shape}
+
+
+EVERYONE = Scope()
+_FILTERS = {
+    "district": lambda: c.c.district == bindparam("scope_district"),
+    "clinic": lambda: c.c.name == bindparam("scope_clinic"),
+    "start_from": lambda: r.c.start_date >= bindparam("scope_start_from", type_=Date),
+    "start_to": lambda: r.c.start_date <= bindparam("scope_start_to", type_=Date),
+    "patient_id": lambda: p.c.id == bindparam("scope_patient_id", type_=Integer),
+}
+
+
+def _where(shape: tuple[str, ...]) -> list[ColumnElement[bool]]:
+    """Conditions over patients ``p``, their clinic ``c`` and their latest regimen ``r``."""
+    newer = schema.regimens.alias("r_newer")  # the latest regimen: none starts after it
+    latest = ~exists().where(
+        newer.c.patient_id == r.c.patient_id,
+        or_(
+            newer.c.start_date > r.c.start_date,
+            and_(newer.c.start_date == r.c.start_date, newer.c.id > r.c.id),
+        ),
+    )
+    return [latest, *(_FILTERS[name]() for name in shape)]
+
+
+def zones(
+    conn: Connection, now: datetime, as_of: date | None, scope: Scope | None = None
+) -> dict[str, Counting]:
+    """The counted days in every time zone patients (of one patient in ``scope``) live in."""
+    query = select(p.c.timezone).distinct()
+    if scope is not None and scope.patient_id is not None:
+        query = query.where(p.c.id == scope.patient_id)
+    found = conn.execute(query).scalars().all()
+    return {tz: counting(tz, now, as_of) for tz in sorted(found)}
+
+
+def zone_params(countings: Mapping[str, Counting]) -> dict[str, Any]:
+    """The bound values of :func:`regimens` for these time zones."""
+    params: dict[str, Any] = {}
+    for i, cnt in enumerate(countings.values()):
+        params[f"through_{i}"] = to_epoch(cnt.through)
+        params[f"today_{i}"] = to_epoch(cnt.today) if cnt.today else None
+    return params
+
+
+def _per_zone(zones: tuple[str, ...], pick: str) -> ColumnElement[int]:
+    if not zones:
+        return cast(null(), Integer)
+    whens = {tz: bindparam(f"{pick}_{i}", type_=Integer) for i, tz in enumerate(zones)}
+    return cast(case(whens, value=p.c.timezone, else_=null()), Integer)
+
+
+def regimens(zones: tuple[str, ...], shape: tuple[str, ...], defs: Definitions) -> Any:
+    """One row per patient in scope: the latest regimen's bounds in epoch days.
+
+    Bound parameters: :func:`zone_params` for ``zones``, :attr:`Scope.params` for ``shape``.
+    """
+    start = epoch_day(r.c.start_date)
+    nominal = start + r.c.length_days - 1
+    base = select(
+        p.c.id.label("pid"),
+        p.c.pseudonym,
+        c.c.id.label("clinic_id"),
+        c.c.name.label("clinic"),
+        c.c.district,
+        r.c.start_date,
+        r.c.end_reason,
+        start.label("start"),
+        nominal.label("nominal"),
+        case(
+            (r.c.end_date.is_(None), nominal), else_=least(nominal, epoch_day(r.c.end_date))
+        ).label("last"),
+        (start + (r.c.length_days * defs.completion_window_pct + 99) // 100 - 1).label("wlast"),
+        (start + defs.intensive_days - 1).label("iend"),
+        func.coalesce(
+            r.c.weekday_mask, case(DEFAULT_MASKS, value=r.c.days_per_week, else_=0b1111111)
+        ).label("mask"),
+        r.c.doses_per_day.label("dpd"),
+        _per_zone(zones, "through").label("through"),
+        _per_zone(zones, "today").label("today_raw"),
+    ).select_from(p.join(r, r.c.patient_id == p.c.id).join(c, c.c.id == p.c.clinic_id))
+    b = base.where(*_where(shape)).subquery("reg0")
+    today = case((and_(b.c.today_raw >= b.c.start, b.c.today_raw <= b.c.last), b.c.today_raw))
+    return select(
+        *b.c,
+        least(b.c.through, b.c.last).label("e"),
+        today.label("today"),
+        func.coalesce(b.c.today_raw, b.c.through).label("as_of"),
+    ).cte("reg")
+
+
+def recorded_days(reg: Any, narrow: bool) -> Any:
+    """One row per (patient, day) with a video or an excusal, grouped in the index's order.
+
+    ``narrow``: only read the days of the patients in ``reg`` (a filtered scope); a national
+    query reads everything in index order instead, which streams without sorting.
+    """
+    videos = select(
+        s.c.patient_id.label("pid"),
+        s.c.dose_date.label("day"),
+        flag(s.c.status.in_(schema.TAKEN_STATUSES)).label("nt"),
+        flag(s.c.status.in_(PENDING)).label("pe"),
+        flag(s.c.status == schema.UNCLEAR).label("un"),
+        flag(s.c.status == schema.REJECTED).label("rj"),
+        literal(0).label("ex"),
+    )
+    excused = select(
+        x.c.patient_id, x.c.dose_date, literal(0), literal(0), literal(0), literal(0), literal(1)
+    ).where(x.c.revoked_at.is_(None))
+    if narrow:
+        videos = videos.where(s.c.patient_id.in_(select(reg.c.pid)))
+        excused = excused.where(x.c.patient_id.in_(select(reg.c.pid)))
+    raw = videos.union_all(excused).subquery("raw")
+    return (
+        select(
+            raw.c.pid,
+            raw.c.day,
+            epoch_day(raw.c.day).label("d"),
+            func.sum(raw.c.nt).label("nt"),
+            func.max(raw.c.pe).label("pe"),
+            func.max(raw.c.un).label("un"),
+            func.max(raw.c.rj).label("rj"),
+            func.max(raw.c.ex).label("ex"),
+        )
+        .group_by(raw.c.pid, raw.c.day)
+        .subquery("day")
+    )
+
+
+TAKEN, EXCUSED, PENDING_DAY, UNCLEAR, REJECTED = 1, 2, 3, 4, 5  # a recorded day's state
+
+
+def day_flags(reg: Any, narrow: bool) -> Any:
+    """Each recorded dose day's state (a code), with the covered day before it."""
+    day = recorded_days(reg, narrow)
+    state = case(
+        (day.c.nt >= reg.c.dpd, TAKEN),
+        (day.c.ex == 1, EXCUSED),
+        (day.c.pe == 1, PENDING_DAY),
+        (day.c.un == 1, UNCLEAR),
+        else_=REJECTED,
+    )
+    # Covered days end a run of missed days: taken, excused or pending once ended; today only
+    # when taken.
+    covered = or_(
+        and_(day.c.d <= reg.c.e, or_(day.c.nt >= reg.c.dpd, day.c.ex == 1, day.c.pe == 1)),
+        and_(day.c.d == reg.c.today, day.c.nt >= reg.c.dpd),
+    )
+    previous = func.max(case((covered, day.c.d))).over(
+        partition_by=day.c.pid, order_by=day.c.day, rows=(None, -1)
+    )
+    return (
+        select(
+            day.c.pid,
+            day.c.d,
+            state.label("st"),
+            flag(covered).label("cov"),
+            func.coalesce(previous, reg.c.start - 1).label("prev"),
+            *(
+                reg.c[name]
+                for name in (
+                    "mask",
+                    "e",
+                    "today",
+                    "today_raw",
+                    "through",
+                    "iend",
+                    "wlast",
+                    "nominal",
+                )
+            ),
+        )
+        .select_from(day.join(reg, reg.c.pid == day.c.pid))
+        .where(day.c.d >= reg.c.start, day.c.d <= reg.c.wlast, is_dose_day(day.c.d, reg.c.mask))
+        .subquery("dayx")
+    )
+
+
+def per_patient(reg: Any, narrow: bool) -> Any:
+    """The recorded days counted per patient, by state and range."""
+    f = day_flags(reg, narrow)
+    ended, today = f.c.d <= f.c.e, f.c.d == f.c.today
+    taken = f.c.st == TAKEN
+    counted = and_(taken, or_(ended, today))
+
+    def count(*conditions: Any) -> Any:
+        return func.count().filter(and_(*conditions))
+
+    def largest(value: Any) -> Any:
+        return func.max(case((f.c.cov == 1, value)))
+
+    return (
+        select(
+            f.c.pid,
+            count(taken, ended).label("taken_ended"),
+            count(taken, today).label("bonus"),
+            count(f.c.st == EXCUSED, ended).label("excused"),
+            count(f.c.st == PENDING_DAY, ended).label("pending"),
+            count(f.c.st == UNCLEAR, ended).label("unclear"),
+            count(f.c.st == REJECTED, ended).label("rejected"),
+            count(counted, f.c.d <= f.c.iend).label("i_taken"),
+            count(f.c.st == EXCUSED, ended, f.c.d <= f.c.iend).label("i_excused"),
+            count(taken, or_(f.c.d <= f.c.through, f.c.d == f.c.today_raw)).label("w_taken"),
+            count(f.c.st == EXCUSED, f.c.d <= f.c.nominal).label("x_all"),
+            func.max(case((counted, f.c.d))).label("last_taken"),
+            largest(f.c.d).label("last_cov"),
+            largest(f.c.d - f.c.prev - 1).label("gap"),
+            func.max(
+                case(
+                    (
+                        and_(f.c.cov == 1, f.c.d - f.c.prev > 1),
+                        dose_days(f.c.prev + 1, f.c.d - 1, f.c.mask),
+                    )
+                )
+            ).label("run"),
+        )
+        .group_by(f.c.pid)
+        .subquery("agg")
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def figures_statement(
+    zones: tuple[str, ...], shape: tuple[str, ...], defs: Definitions = STANDARD
+) -> Select[Any]:
+    """Per patient in scope, ordered by district, clinic and pseudonym: every figure.
+
+    Built once per time zones, filters and definitions (building it takes longer than running
+    it for one patient); bound with :func:`zone_params` and :attr:`Scope.params`.
+    """
+    reg = regimens(zones, shape, defs)
+    a = per_patient(reg, bool(shape))
+
+    def z(column: Any) -> Any:
+        return func.coalesce(column, 0)
+
+    start, e, mask = reg.c.start, reg.c.e, reg.c.mask
+    ended_days = dose_days(start, e, mask)
+    expected = ended_days - z(a.c.excused) + z(a.c.bonus)
+    taken = z(a.c.taken_ended) + z(a.c.bonus)
+    last_cov = func.coalesce(a.c.last_cov, start - 1)
+    gap = case(
+        (func.coalesce(a.c.gap, 0) >= e - last_cov, func.coalesce(a.c.gap, 0)), else_=e - last_cov
+    )
+    trailing = dose_days(last_cov + 1, e, mask)
+    run = case((z(a.c.run) >= trailing, z(a.c.run)), else_=trailing)
+    planned = dose_days(start, reg.c.nominal, mask) - z(a.c.x_all)
+    return (
+        select(
+            reg.c.pid,
+            reg.c.pseudonym,
+            reg.c.clinic_id,
+            reg.c.clinic,
+            reg.c.district,
+            reg.c.start_date,
+            reg.c.end_reason,
+            reg.c.last,
+            reg.c.as_of,
+            expected.label("expected"),
+            taken.label("taken"),
+            z(a.c.excused).label("excused"),
+            z(a.c.pending).label("pending"),
+            z(a.c.rejected).label("rejected"),
+            z(a.c.unclear).label("unclear"),
+            (
+                ended_days
+                - z(a.c.taken_ended)
+                - z(a.c.excused)
+                - z(a.c.pending)
+                - z(a.c.unclear)
+                - z(a.c.rejected)
+            ).label("missed"),
+            (
+                dose_days(start, least(reg.c.iend, e), mask)
+                - z(a.c.i_excused)
+                + case((reg.c.today <= reg.c.iend, z(a.c.bonus)), else_=0)
+            ).label("i_expected"),
+            z(a.c.i_taken).label("i_taken"),
+            run.label("run"),
+            case((gap >= 0, gap), else_=0).label("gap"),
+            a.c.last_taken,
+            (least(reg.c.as_of, reg.c.last) - a.c.last_taken).label("since"),
+            and_(expected > 0, taken * 100 < defs.below_pct * expected).label("below"),
+            (gap >= defs.ltfu_days).label("ltfu"),
+            and_(z(a.c.w_taken) > 0, z(a.c.w_taken) >= planned).label("completed"),
+        )
+        .select_from(reg.outerjoin(a, a.c.pid == reg.c.pid))
+        .order_by(reg.c.district, reg.c.clinic, reg.c.pseudonym)
+    )
+
+
+@dataclass(frozen=True)
+class Row:
+    """One patient's figures with what an analyst may see of them: no code, no name."""
+
+    pseudonym: str
+    clinic: str
+    district: str
+    end_reason: str | None
+    adherence: Adherence
+
+
+# The planner cannot see through the day arithmetic, guesses a few thousand dose days where there
+# are millions, and picks hash aggregates that spill to disk. The rows arrive in index order, so
+# streaming (sorted) aggregates are far cheaper; JIT compiling this large query costs more than
+# it saves.
+PG_SETTINGS = {"jit": "off", "enable_hashagg": "off", "work_mem": "64MB"}
+
+
+@contextmanager
+def tuned(conn: Connection) -> Iterator[None]:
+    """PostgreSQL settings for the ledger queries, for this transaction only; then restored."""
+    if conn.dialect.name != "postgresql":
+        yield
+        return
+    before = {
+        name: conn.execute(select(func.current_setting(name))).scalar_one() for name in PG_SETTINGS
+    }
+    for name, value in PG_SETTINGS.items():
+        conn.execute(select(func.set_config(name, value, True)))
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            conn.execute(select(func.set_config(name, value, True)))
+
+
+def figures(
+    conn: Connection,
+    now: datetime,
+    as_of: date | None = None,
+    scope: Scope = EVERYONE,
+    defs: Definitions = STANDARD,
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[Row]:
+    """Every figure per patient in ``scope`` as of ``as_of`` (None: each patient's today)."""
+    countings = zones(conn, now, as_of, scope)
+    query = figures_statement(tuple(countings), scope.shape, defs).limit(limit).offset(offset)
+    with tuned(conn):
+        found = conn.execute(query, {**zone_params(countings), **scope.params}).all()
+    rows = []
+    for row in found:
+        last_taken = from_epoch(row.last_taken) if row.last_taken is not None else None
+        rows.append(
+            Row(
+                row.pseudonym,
+                row.clinic,
+                row.district,
+                row.end_reason,
+                Adherence(
+                    row.pid,
+                    row.start_date,
+                    from_epoch(row.last),
+                    from_epoch(row.as_of),
+                    row.expected,
+                    row.taken,
+                    row.excused,
+                    row.pending,
+                    row.rejected,
+                    row.unclear,
+                    row.missed,
+                    row.i_expected,
+                    row.i_taken,
+                    row.run,
+                    row.gap,
+                    last_taken,
+                    row.since,
+                    bool(row.below),
+                    bool(row.ltfu),
+                    bool(row.completed),
+                ),
+            )
+        )
+    return rows
