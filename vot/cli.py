@@ -56,7 +56,7 @@ def _quiet_native_logs() -> None:
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from vot.demo import report, run_demo
 
-    result = run_demo(settings, workers=args.workers, timeout_s=args.timeout)
+    result = run_demo(settings, workers=args.workers, timeout_s=args.timeout, clips_dir=args.clips)
     print(report(settings, result))
     return 0
 
@@ -133,9 +133,10 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_score(settings: Settings, args: argparse.Namespace) -> int:
     _quiet_native_logs()
     from vot.media import probe
-    from workers.scoring import score_file
 
     probe(Path(args.file), settings.ffmpeg)  # fail fast, before loading the models
+    from workers.scoring import score_file
+
     result = score_file(Path(args.file), settings)
     result.pop("_triage")
     if args.json:
@@ -165,6 +166,26 @@ def cmd_patient_add(settings: Settings, args: argparse.Namespace) -> int:
         )
     verb = "enrolled" if created else "already enrolled"
     print(f"patient {patient.code} {verb} (clinic {args.clinic}, time zone {patient.timezone})")
+    return 0
+
+
+def cmd_patient_link(settings: Settings, args: argparse.Namespace) -> int:
+    from vot import tokens
+    from vot.db import get_engine
+    from vot.migrations import upgrade
+
+    engine = get_engine(settings)
+    upgrade(engine)
+    with engine.begin() as conn:
+        if args.patient_command == "revoke-link":
+            count = tokens.revoke(conn, args.code)
+            print(f"patient {args.code}: {count} link(s) revoked")
+            return 0
+        if args.patient_command == "rotate-link":
+            token = tokens.rotate(conn, settings.secret_key, args.code)
+        else:
+            token = tokens.link_token(conn, settings.secret_key, args.code)
+    print(tokens.patient_url(settings.public_url, token))
     return 0
 
 
@@ -209,8 +230,41 @@ def cmd_sweep(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_adherence(settings: Settings, args: argparse.Namespace) -> int:
+    import io
+
+    from vot import export
+    from vot.adherence import Definitions
+    from vot.db import get_engine, utcnow
+    from vot.ledger import Scope
+    from vot.migrations import HEAD, current_version
+
+    engine = get_engine(settings)
+    if current_version(engine) != HEAD:
+        raise RuntimeError("the database schema is not current; run `vot db upgrade` first")
+    scope = Scope(args.district, args.clinic, args.start_from, args.start_to)
+    now = utcnow()
+    with engine.connect() as conn:
+        rows = export.records(conn, now, args.as_of, scope)
+    meta = export.metadata(now, args.as_of, scope, Definitions(), len(rows))
+    out = io.StringIO()
+    if args.format == "csv":
+        export.write_csv(rows, out, Definitions())
+    else:
+        export.write_json(meta, rows, out)
+    if args.output:
+        Path(args.output).write_text(out.getvalue(), newline="")
+    else:
+        sys.stdout.write(out.getvalue())
+    if args.meta:
+        Path(args.meta).write_text(json.dumps(meta, indent=1) + "\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vot", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="vot", description="vot: video-observed therapy, from phone video to adherence."
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(
@@ -223,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("demo", cmd_demo, "seed a demo clinic and run its videos through the pipeline")
     p.add_argument("--workers", type=_positive, default=2)
     p.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the workers")
+    p.add_argument("--clips", type=Path, help="folder of clips (default: ../shared/data/clips)")
     p = add("serve", cmd_serve, "run the web app, workers and (if needed) the embedded Redis")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=_positive, default=8000)
@@ -254,6 +309,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start", type=_date, help="regimen start (default today)")
     p.add_argument("--tz", default="UTC", help="IANA time zone, e.g. Asia/Shanghai")
     p.add_argument("--length-days", type=_positive, default=180)
+    for action, help_ in (
+        ("link", "print the patient's personal upload link"),
+        ("rotate-link", "revoke the patient's link and print a new one"),
+        ("revoke-link", "stop the patient's link from working"),
+    ):
+        p = patient.add_parser(action, help=help_)
+        p.set_defaults(fn=cmd_patient_link)
+        p.add_argument("code")
 
     user = sub.add_parser("user", help="staff accounts").add_subparsers(
         dest="user_command", required=True, metavar="ACTION"
@@ -270,6 +333,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     db.add_parser("upgrade", help="create or upgrade the schema").set_defaults(fn=cmd_db_upgrade)
     add("sweep", cmd_sweep, "re-queue submissions whose job was lost")
+
+    export = sub.add_parser("export", help="exports for analysts").add_subparsers(
+        dest="export_command", required=True, metavar="WHAT"
+    )
+    p = export.add_parser("adherence", help="adherence per patient (pseudonyms, no names)")
+    p.set_defaults(fn=cmd_export_adherence)
+    p.add_argument("--format", choices=("csv", "json"), default="csv")
+    p.add_argument("--as-of", type=_date, help="count dose days up to this date (default today)")
+    p.add_argument("--district")
+    p.add_argument("--clinic", help="clinic name")
+    p.add_argument("--start-from", type=_date, help="regimens starting on or after this date")
+    p.add_argument("--start-to", type=_date, help="regimens starting on or before this date")
+    p.add_argument("--output", help="file to write (default: standard output)")
+    p.add_argument("--meta", help="also write the as-of, filters and definitions (JSON) here")
     return parser
 
 
@@ -280,13 +357,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"vot: error: {exc}", file=sys.stderr)
         return 2
+    # Services log what they do; one-shot commands print their answer and only log problems.
+    level = settings.log_level if args.command in ("serve", "worker") else "WARNING"
     logging.basicConfig(
-        level=settings.log_level,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    if args.command == "score":
-        logging.getLogger().setLevel(logging.WARNING)
     try:
         return int(args.fn(settings, args))
     except KeyboardInterrupt:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -145,7 +145,7 @@ def ingest_file(
                 subs.insert().values(
                     patient_id=patient.id,
                     dose_date=day,
-                    recorded_at=recorded_at,
+                    recorded_at=recorded_at.astimezone(UTC) if recorded_at else None,
                     received_at=now,
                     content_sha256=sha,
                     size_bytes=path.stat().st_size,
