@@ -16,7 +16,8 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     The database must already be migrated (``vot serve`` and the tests do that first).
     """
-    from review_ui import auth, bulk, media, patient, patients, review, security, spotcheck, tus
+    from review_ui import analyst, auth, bulk, media, patient, patients, review, security
+    from review_ui import spotcheck, tus
 
     settings = settings or load_settings()
     app = Flask(__name__)
@@ -41,7 +42,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         app.register_blueprint(blueprint)
     app.register_blueprint(patient.bp)  # the patient's page /p/TOKEN and /api/v1/me
     app.register_blueprint(tus.bp)  # resumable video uploads at /api/v1/uploads
-    app.register_blueprint(import_module("review_ui.analyst").bp)  # analysts: /analyst, /api/v1/adherence
+    app.register_blueprint(analyst.bp)  # analysts: /analyst, /api/v1/adherence, CSV
 
     @app.get("/healthz")
     def healthz() -> Response:
