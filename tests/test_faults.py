@@ -90,15 +90,17 @@ def test_worker_killed_mid_job_is_processed_exactly_once(env, engine, redis, sta
     ).submission_id
     enqueue_submission(redis, env, sub_id)
 
+    expected = schema.TRANSCODING if stage == "transcode" else schema.SCORING
+
     def job_running() -> bool:
         try:
-            return Job.fetch(f"{stage}-{sub_id}", connection=redis).get_status() == "started"
+            started = Job.fetch(f"{stage}-{sub_id}", connection=redis).get_status() == "started"
         except Exception:
             return False
+        return started and row(engine, sub_id).status == expected
 
     kill_worker_when(env, engine, redis, sub_id, job_running)
-    before = row(engine, sub_id)
-    assert before.status == ("transcoding" if stage == "transcode" else "scoring")
+    assert row(engine, sub_id).status == expected
     # Another worker (or the same one restarted) with the sweeper picks it up.
     assert sweep(redis, env) == [sub_id]
     run_worker(env, burst=True)

@@ -32,7 +32,8 @@ WORKER_QUEUES = (QUEUE_SCORE, QUEUE_TRANSCODE)
 RETRY = Retry(max=3, interval=[10, 30, 60])
 # rq's worker heartbeats every job_monitoring_interval (30 s) while a job runs.
 HEARTBEAT_GRACE_S = 120
-_LIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
+# A deferred job waits on another; for the stage a submission is at, only these make progress.
+_LIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED}
 
 
 def job_id(stage: str, sub_id: int) -> str:
@@ -130,8 +131,6 @@ def sweep(redis: Redis, settings: Settings, older_than_s: float | None = None) -
     for sub in pipeline.in_processing(engine, older_than_s=0):
         stage = pipeline.STAGE_OF_STATUS[sub.status]
         if _job_alive(redis, job_id(stage, sub.id)):
-            continue
-        if stage == pipeline.TRANSCODE and _job_alive(redis, job_id(pipeline.SCORE, sub.id)):
             continue
         stale = (pipeline.utcnow() - sub.updated_at).total_seconds() >= older
         if sub.attempts >= pipeline.MAX_ATTEMPTS and stale:

@@ -1,0 +1,314 @@
+"""Per-frame detection with the MediaPipe models shipped inside the mediapipe wheel.
+
+Only the legacy ``mediapipe.solutions`` graphs whose models are in the wheel are used: face
+detection (full-range model), hands (palm detection + hand landmarks) and face mesh. Pose is not
+used: its only bundled model is the full one, which costs more than all the others together, and
+the face track gives everything the scorer needs from a body (where to look for hands).
+
+The detectors are chained from coarse to fine so that small, far faces still work:
+
+1. the full-range face detector looks at the whole frame; when it loses a face it was
+   tracking, it looks again in a crop around the last position (a zoom-in), and when no face has
+   been seen for a while it searches four overlapping zoomed tiles of the frame;
+2. the hand landmarker runs on a square region around the main face (hands that reach the mouth
+   are within a few face widths of it), zoomed so a far person's hands are as large to the model
+   as a near person's;
+3. the face mesh runs on a crop around the main face, so its own short-range detector sees a
+   large face even when the person is far from the camera.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from workers.frames import Frame
+from workers.observations import Face, FrameObservation, Hand, Mouth
+
+logger = logging.getLogger(__name__)
+
+# Face-mesh indices: inner lip middles, mouth corners, forehead top and chin.
+_UPPER_LIP, _LOWER_LIP = 13, 14
+_MOUTH_RIGHT, _MOUTH_LEFT = 61, 291
+_FOREHEAD, _CHIN = 10, 152
+# Face width, in pixels, at which brightness and sharpness are measured.
+_QUALITY_FACE_PX = 64
+
+
+@dataclass(frozen=True)
+class DetectorOptions:
+    """Settings of the detector chain.
+
+    Attributes:
+        min_face_confidence: face detector score needed to accept a face.
+        min_hand_confidence: palm detector score needed to start tracking a hand.
+        min_hand_tracking_confidence: hand landmark presence needed to keep tracking it.
+        hand_model_complexity: 0 (lite, faster) or 1 (full) hand landmark model.
+        hand_region_widths: side of the square searched for hands, in face widths.
+        face_hold_s: how long the last face position is kept when the face is lost, e.g. while
+            a hand covers it at the mouth.
+        face_search_every_s: how often the zoomed tile search runs while no face is known.
+    """
+
+    min_face_confidence: float = 0.5
+    min_hand_confidence: float = 0.5
+    min_hand_tracking_confidence: float = 0.5
+    hand_model_complexity: int = 1
+    hand_region_widths: float = 5.0
+    face_hold_s: float = 1.0
+    face_search_every_s: float = 1.0
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def _square(center: np.ndarray, side: float, width: int, height: int) -> tuple[int, int, int, int]:
+    """Square of ``side`` around ``center`` clipped to the frame, as integer (x0, y0, x1, y1)."""
+    half = side / 2
+    x0 = int(max(0, round(center[0] - half)))
+    y0 = int(max(0, round(center[1] - half)))
+    x1 = int(min(width, round(center[0] + half)))
+    y1 = int(min(height, round(center[1] + half)))
+    return x0, y0, x1, y1
+
+
+class Detector:
+    """Runs the detector chain frame by frame and keeps the face track between frames.
+
+    Feed the frames of one video in time order to :meth:`observe`; call :meth:`reset` before the
+    next video and :meth:`close` (or use ``with``) when done.
+    """
+
+    def __init__(self, options: DetectorOptions | None = None) -> None:
+        # Imported here so that importing the workers package never loads the MediaPipe runtime.
+        from mediapipe.python.solutions import face_detection, face_mesh, hands
+
+        self.options = options or DetectorOptions()
+        o = self.options
+        self._faces = face_detection.FaceDetection(
+            model_selection=1, min_detection_confidence=o.min_face_confidence
+        )
+        self._hands = hands.Hands(
+            static_image_mode=False,
+            max_num_hands=2,
+            model_complexity=o.hand_model_complexity,
+            min_detection_confidence=o.min_hand_confidence,
+            min_tracking_confidence=o.min_hand_tracking_confidence,
+        )
+        self._mesh = face_mesh.FaceMesh(
+            static_image_mode=False,
+            max_num_faces=1,
+            refine_landmarks=False,
+            min_detection_confidence=0.5,
+            min_tracking_confidence=0.5,
+        )
+        self._last_face: Face | None = None
+        self._last_face_t = -1e9
+        self._last_search_t = -1e9
+        self._hand_roi: np.ndarray | None = None  # smoothed (cx, cy, side)
+
+    def reset(self) -> None:
+        """Forget the tracks of the previous video."""
+        for graph in (self._faces, self._hands, self._mesh):
+            graph.reset()
+        self._last_face = None
+        self._last_face_t = -1e9
+        self._last_search_t = -1e9
+        self._hand_roi = None
+
+    def close(self) -> None:
+        """Release the MediaPipe graphs."""
+        for graph in (self._faces, self._hands, self._mesh):
+            graph.close()
+
+    def __enter__(self) -> Detector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- faces ---------------------------------------------------------------------------------
+
+    def _detect_faces(self, rgb: np.ndarray, x0: int = 0, y0: int = 0) -> list[Face]:
+        """Faces in ``rgb`` (a crop whose top-left corner is at ``x0, y0`` of the frame)."""
+        h, w = rgb.shape[:2]
+        result = self._faces.process(np.ascontiguousarray(rgb))
+        faces = []
+        for det in result.detections or []:
+            rel = det.location_data.relative_bounding_box
+            box = np.array(
+                [
+                    x0 + rel.xmin * w,
+                    y0 + rel.ymin * h,
+                    x0 + (rel.xmin + rel.width) * w,
+                    y0 + (rel.ymin + rel.height) * h,
+                ]
+            )
+            kps = np.array(
+                [[x0 + k.x * w, y0 + k.y * h] for k in det.location_data.relative_keypoints]
+            )
+            faces.append(Face(box=box, keypoints=kps, score=float(det.score[0])))
+        return faces
+
+    def _find_faces(self, frame: Frame) -> list[Face]:
+        rgb = frame.rgb
+        height, width = rgb.shape[:2]
+        faces = self._detect_faces(rgb)
+        held = self._last_face is not None and (
+            frame.t_s - self._last_face_t <= self.options.face_hold_s
+        )
+        if held and not any(_iou(f.box, self._last_face.box) > 0.2 for f in faces):
+            # Zoom in where the face was: a small face missed at full-frame scale is often found
+            # at twice the size.
+            last = self._last_face
+            x0, y0, x1, y1 = _square(last.center, max(3.0 * last.width, 96), width, height)
+            faces += self._detect_faces(rgb[y0:y1, x0:x1], x0, y0)
+        elif (
+            not faces
+            and not held
+            and frame.t_s - self._last_search_t >= self.options.face_search_every_s
+        ):
+            self._last_search_t = frame.t_s
+            tw, th = int(width * 0.6), int(height * 0.6)
+            for x0 in (0, width - tw):
+                for y0 in (0, height - th):
+                    faces += self._detect_faces(rgb[y0 : y0 + th, x0 : x0 + tw], x0, y0)
+        return self._order_faces(self._dedupe(faces))
+
+    @staticmethod
+    def _dedupe(faces: list[Face]) -> list[Face]:
+        kept: list[Face] = []
+        for face in sorted(faces, key=lambda f: -f.score):
+            if all(_iou(face.box, k.box) < 0.3 for k in kept):
+                kept.append(face)
+        return kept
+
+    def _order_faces(self, faces: list[Face]) -> list[Face]:
+        """Put the main face first: the one continuing the track, else the largest."""
+        if not faces:
+            return faces
+        last = self._last_face
+        if last is not None:
+            dist = [np.linalg.norm(f.center - last.center) / last.width for f in faces]
+            best = int(np.argmin(dist))
+            if dist[best] < 1.0:
+                return [faces[best]] + faces[:best] + faces[best + 1 :]
+        return sorted(faces, key=lambda f: -f.width)
+
+    # -- hands and mouth -----------------------------------------------------------------------
+
+    def _find_hands(self, rgb: np.ndarray, face: Face) -> list[Hand]:
+        height, width = rgb.shape[:2]
+        # Centre the region a little below the face: hands rise from the chest to the mouth.
+        target = np.array(
+            [*face.center + [0.0, 0.6 * face.width], self.options.hand_region_widths * face.width]
+        )
+        if (
+            self._hand_roi is None
+            or np.linalg.norm(target[:2] - self._hand_roi[:2]) > target[2] / 2
+        ):
+            self._hand_roi = target
+        else:
+            # Smoothed so that the hand tracker's crop does not jump with detector jitter.
+            self._hand_roi = 0.6 * self._hand_roi + 0.4 * target
+        cx, cy, side = self._hand_roi
+        x0, y0, x1, y1 = _square(np.array([cx, cy]), side, width, height)
+        if (x1 - x0) >= 0.8 * width and (y1 - y0) >= 0.8 * height:
+            x0, y0, x1, y1 = 0, 0, width, height
+        crop = np.ascontiguousarray(rgb[y0:y1, x0:x1])
+        result = self._hands.process(crop)
+        hands = []
+        cw, ch = x1 - x0, y1 - y0
+        for lms, handed in zip(
+            result.multi_hand_landmarks or [], result.multi_handedness or [], strict=False
+        ):
+            pts = np.array([[x0 + p.x * cw, y0 + p.y * ch] for p in lms.landmark])
+            hands.append(Hand(landmarks=pts, score=float(handed.classification[0].score)))
+        return hands
+
+    def _read_mouth(self, rgb: np.ndarray, face: Face) -> Mouth | None:
+        height, width = rgb.shape[:2]
+        x0, y0, x1, y1 = _square(face.center, 2.2 * face.width, width, height)
+        if x1 - x0 < 16 or y1 - y0 < 16:
+            return None
+        result = self._mesh.process(np.ascontiguousarray(rgb[y0:y1, x0:x1]))
+        if not result.multi_face_landmarks:
+            return None
+        cw, ch = x1 - x0, y1 - y0
+        lm = result.multi_face_landmarks[0].landmark
+        # z is in the same units as x (crop width); scale all three to pixels.
+        pts = np.array([[p.x * cw, p.y * ch, p.z * cw] for p in lm])
+        upper, lower = pts[_UPPER_LIP, :2], pts[_LOWER_LIP, :2]
+        mouth_width = np.linalg.norm(pts[_MOUTH_LEFT, :2] - pts[_MOUTH_RIGHT, :2])
+        down = pts[_CHIN] - pts[_FOREHEAD]
+        # Chin coming towards the camera relative to the forehead means the head tilts back.
+        pitch = float(np.degrees(np.arctan2(-down[2], np.linalg.norm(down[:2]))))
+        return Mouth(
+            center=(upper + lower) / 2 + [x0, y0],
+            open_ratio=float(np.linalg.norm(lower - upper) / max(mouth_width, 1e-6)),
+            pitch_deg=pitch,
+        )
+
+    @staticmethod
+    def _sharpness(gray: np.ndarray, box: np.ndarray, scale: float) -> float:
+        """Laplacian variance of ``box`` of ``gray`` after resizing it by ``scale``."""
+        height, width = gray.shape[:2]
+        x0, y0 = int(max(0, box[0])), int(max(0, box[1]))
+        x1, y1 = int(min(width, box[2])), int(min(height, box[3]))
+        if x1 - x0 < 4 or y1 - y0 < 4:
+            return 0.0
+        size = (max(8, round((x1 - x0) * scale)), max(8, round((y1 - y0) * scale)))
+        region = cv2.resize(gray[y0:y1, x0:x1], size, interpolation=cv2.INTER_AREA)
+        return float(cv2.Laplacian(region, cv2.CV_64F).var())
+
+    def _image_quality(
+        self, rgb: np.ndarray, face: Face | None, hands: list[Hand]
+    ) -> tuple[float, float, list[Hand]]:
+        """Brightness and sharpness of the main face (or the frame), and of each hand.
+
+        Everything is resampled so that the face is ``_QUALITY_FACE_PX`` wide: sharpness then
+        compares like with like, across videos and between a hand and the face beside it. A
+        face smaller than that is enlarged, which lowers its sharpness; far faces are softer.
+        """
+        gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        if face is None:
+            small = cv2.resize(gray, (_QUALITY_FACE_PX * 2, _QUALITY_FACE_PX * 2))
+            return float(small.mean()), float(cv2.Laplacian(small, cv2.CV_64F).var()), hands
+        scale = _QUALITY_FACE_PX / max(face.width, 1.0)
+        x0, y0, x1, y1 = _square(face.center, face.width, gray.shape[1], gray.shape[0])
+        luma = float(gray[y0:y1, x0:x1].mean()) if x1 > x0 and y1 > y0 else float(gray.mean())
+        sharp = self._sharpness(gray, face.box, scale)
+        rated = []
+        for hand in hands:
+            lo, hi = hand.landmarks.min(axis=0), hand.landmarks.max(axis=0)
+            box = np.concatenate([lo, hi])
+            rated.append(
+                Hand(hand.landmarks, hand.score, sharpness=self._sharpness(gray, box, scale))
+            )
+        return luma, sharp, rated
+
+    def observe(self, frame: Frame) -> FrameObservation:
+        """Detect faces, hands near the main face and the main face's mouth in one frame."""
+        rgb = frame.rgb
+        faces = self._find_faces(frame)
+        main = faces[0] if faces else None
+        if main is not None:
+            self._last_face, self._last_face_t = main, frame.t_s
+        anchor = main
+        if anchor is None and frame.t_s - self._last_face_t <= self.options.face_hold_s:
+            # A hand in front of the mouth often hides the face; keep looking where it was.
+            anchor = self._last_face
+        hands = self._find_hands(rgb, anchor) if anchor is not None else []
+        mouth = self._read_mouth(rgb, main) if main is not None else None
+        luma, sharp, hands = self._image_quality(rgb, main, hands)
+        return FrameObservation(
+            t_s=frame.t_s, faces=faces, hands=hands, mouth=mouth, luma=luma, sharpness=sharp
+        )
