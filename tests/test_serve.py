@@ -43,11 +43,17 @@ def test_serve_processes_a_submission_and_stops_cleanly_on_ctrl_c(tmp_path: Path
 
     run("patient", "add", "P-1", "--clinic", "North")
     port = free_port()
-    log = open(tmp_path / "serve.log", "w")
+    log = (tmp_path / "serve.log").open("w")  # noqa: SIM115 - closed in the finally below
     # A session of its own, so SIGINT can go to the whole group as a terminal's Ctrl-C does.
-    serve = subprocess.Popen([*cli, "serve", "--port", str(port), "--workers", "2"], env=env,
-                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    serve = subprocess.Popen(
+        [*cli, "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
+
         def healthy() -> bool:
             try:
                 return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).ok
