@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,6 +33,20 @@ def clip(name: str) -> Path:
     if not path.is_file():
         pytest.skip(f"real clip {name} not available (../shared/data/clips is absent)")
     return path
+
+
+def work() -> None:
+    """Run a real worker process until the queues are empty (``vot worker --burst``).
+
+    A separate process, as in production: a worker forked from the test process would inherit
+    whatever MediaPipe state earlier tests left in it. It reads the ``VOT_*`` variables the test
+    set (monkeypatch.setenv).
+    """
+    subprocess.run(
+        [sys.executable, "-m", "vot.cli", "worker", "--burst", "--no-sweep"],
+        check=True,
+        timeout=600,
+    )
 
 
 def make_settings(data_dir: Path, **overrides: object) -> Settings:

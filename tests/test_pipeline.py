@@ -7,13 +7,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import clip
+from tests.conftest import clip, work
 from vot import accounts, pipeline, schema
 from vot.ingest import ingest_file
 from vot.storage import open_storage
 from workers import jobs
 from workers.queue import enqueue_submission, sweep
-from workers.run import run_worker
 
 
 @pytest.fixture
@@ -53,7 +52,7 @@ def scores_of(engine, sub_id: int) -> list:
 def test_clip_goes_through_queue_and_workers_to_the_review_queue(env, engine, redis) -> None:
     sub_id = submit(env, engine, clip("asl_eat.mkv"))
     enqueue_submission(redis, env, sub_id)
-    run_worker(env, burst=True)
+    work()
     status, reason = status_of(engine, sub_id)
     assert status in (schema.REVIEW, schema.AUTO_ACCEPTED), reason
     (score,) = scores_of(engine, sub_id)
@@ -83,7 +82,7 @@ def test_undecodable_file_is_rejected_with_a_reason_and_others_go_on(
     good = submit(env, engine, clip("asl_thanks.mkv"))
     for sub_id in (bad, good):
         enqueue_submission(redis, env, sub_id)
-    run_worker(env, burst=True)
+    work()
     status, reason = status_of(engine, bad)
     assert status == schema.REJECTED and reason and reason.startswith("unusable video")
     assert status_of(engine, good)[0] in (schema.REVIEW, schema.AUTO_ACCEPTED)
@@ -95,7 +94,7 @@ def test_sweeper_requeues_work_lost_with_redis(env, engine, redis) -> None:
     redis.flushdb()  # Redis restarted without its data: the job is gone, the row is not
     assert sweep(redis, env) == [sub_id]
     assert sweep(redis, env) == []  # its job is queued now: nothing more to do
-    run_worker(env, burst=True)
+    work()
     assert status_of(engine, sub_id)[0] in (schema.REVIEW, schema.AUTO_ACCEPTED)
 
 
@@ -105,7 +104,7 @@ def test_sweeper_resumes_at_the_stage_reached(env, engine, redis) -> None:
     assert status_of(engine, sub_id)[0] == schema.SCORING
     assert sweep(redis, env) == [sub_id]
     assert redis.exists(f"rq:job:score-{sub_id}") and not redis.exists(f"rq:job:transcode-{sub_id}")
-    run_worker(env, burst=True)
+    work()
     assert len(scores_of(engine, sub_id)) == 1
 
 

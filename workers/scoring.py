@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -9,15 +10,18 @@ from vot.config import Settings
 from vot.triage import decide_dict, load_thresholds
 from workers.scorer import Scorer
 
-_scorer: Scorer | None = None
+_scorers: dict[int, Scorer] = {}
 
 
 def shared_scorer() -> Scorer:
-    """One scorer per process: loading the MediaPipe graphs costs more than a short clip."""
-    global _scorer
-    if _scorer is None:
-        _scorer = Scorer()
-    return _scorer
+    """One scorer per process: loading the MediaPipe graphs costs more than a short clip.
+
+    Keyed by process id: graphs made before a fork have no threads in the child and would hang.
+    """
+    scorer = _scorers.get(os.getpid())
+    if scorer is None:
+        scorer = _scorers[os.getpid()] = Scorer()
+    return scorer
 
 
 def score_file(path: Path, settings: Settings, scorer: Scorer | None = None) -> dict[str, Any]:
