@@ -112,6 +112,10 @@ def wait_until_processed(
         time.sleep(0.5)
 
 
+def worker_log(settings: Settings) -> Path:
+    return settings.data_dir / "logs" / "demo-workers.log"
+
+
 def run_demo(
     settings: Settings, workers: int = 2, timeout_s: float = 900.0, clips_dir: Path | None = None
 ) -> DemoResult:
@@ -153,7 +157,8 @@ def run_demo(
                 new += 1
                 enqueue_submission(redis, settings, got.submission_id)
         sweep(redis, settings)  # picks up anything a stopped earlier run left half-done
-        procs = spawn_workers(workers, settings.redis_url)
+        # The workers' own logs (and MediaPipe's) would drown the report; they go to a file.
+        procs = spawn_workers(workers, settings.redis_url, log=worker_log(settings))
         wait_until_processed(engine, ids, timeout_s, procs)
     finally:
         stop_processes(procs)

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from types import FrameType
 
 from vot.config import Settings
@@ -22,11 +23,25 @@ logger = logging.getLogger(__name__)
 WORKER_STOP_WAIT_S = 30.0
 
 
-def spawn_workers(count: int, redis_url: str) -> list[subprocess.Popen[bytes]]:
-    """Start ``count`` ``vot worker`` processes on ``redis_url`` (no sweeper: serve runs one)."""
+def spawn_workers(
+    count: int, redis_url: str, log: Path | None = None
+) -> list[subprocess.Popen[bytes]]:
+    """Start ``count`` ``vot worker`` processes on ``redis_url`` (no sweeper: serve runs one).
+
+    Their output goes to ``log`` when given (appended), else to this process's terminal.
+    """
     env = dict(os.environ, VOT_REDIS_URL=redis_url)
     cmd = [sys.executable, "-m", "vot.cli", "worker", "--no-sweep"]
-    return [subprocess.Popen(cmd, env=env, **child_popen_kwargs()) for _ in range(count)]
+    if log is None:
+        return [subprocess.Popen(cmd, env=env, **child_popen_kwargs()) for _ in range(count)]
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        return [
+            subprocess.Popen(
+                cmd, env=env, stdout=out, stderr=subprocess.STDOUT, **child_popen_kwargs()
+            )
+            for _ in range(count)
+        ]
 
 
 def stop_processes(
