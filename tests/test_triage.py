@@ -25,7 +25,9 @@ def test_bands() -> None:
     assert decide(0.2, True, [], T).decision == REVIEW
 
 
-@pytest.mark.parametrize("reason", ["multiple_people", "too_dark", "face_cut_off", "blurry"])
+@pytest.mark.parametrize(
+    "reason", ["multiple_people", "too_dark", "face_cut_off", "blurry", "face_too_small"]
+)
 def test_quality_problems_block_auto_accept(reason: str) -> None:
     triage = decide(0.95, True, ["drink", reason], T)
     assert triage.decision == REVIEW

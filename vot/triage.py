@@ -18,7 +18,15 @@ DECISIONS = (AUTO_ACCEPT, REVIEW, REJECT)
 # Quality reasons that stop a video being accepted without a person even when the
 # confidence is high: a supervisor must see who is in the frame.
 BLOCKS_AUTO_ACCEPT = frozenset(
-    {"no_face", "multiple_people", "face_cut_off", "too_dark", "blurry", "too_short"}
+    {
+        "no_face",
+        "multiple_people",
+        "face_cut_off",
+        "too_dark",
+        "blurry",
+        "too_short",
+        "face_too_small",
+    }
 )
 
 

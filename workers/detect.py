@@ -8,12 +8,17 @@ the face track gives everything the scorer needs from a body (where to look for 
 The detectors are chained from coarse to fine so that small, far faces still work:
 
 1. the full-range face detector looks at the whole frame; when it loses a face it was
-   tracking, it looks again in a crop around the last position (a zoom-in), and when no face has
-   been seen for a while it searches four overlapping zoomed tiles of the frame;
-2. the hand landmarker runs on a square region around the main face (hands that reach the mouth
+   tracking, it looks again in a crop around the last position (a zoom-in). While no face is
+   known it looks a few times a second, and once a second it searches harder: four overlapping
+   zoomed tiles, then the frame turned by quarter turns (sideways phone videos whose rotation
+   tag is missing or wrong). A face whose eyes are rolled past 45 degrees turns the picture
+   upright for the rest of the clip, so that "below the face" is where the body is;
+2. a face counts only when the face mesh finds it too (or the detector is sure of it): this
+   removes the face-like patterns of walls, bottles and hands;
+3. the hand landmarker runs on a square region around the main face (hands that reach the mouth
    are within a few face widths of it), zoomed so a far person's hands are as large to the model
    as a near person's;
-3. the face mesh runs on a crop around the main face, so its own short-range detector sees a
+4. the face mesh runs on a crop around the main face, so its own short-range detector sees a
    large face even when the person is far from the camera.
 """
 
@@ -26,7 +31,7 @@ import cv2
 import numpy as np
 
 from workers.frames import Frame
-from workers.observations import Face, FrameObservation, Hand, Mouth
+from workers.observations import Face, FaceKeypoint, FrameObservation, Hand, Mouth
 
 logger = logging.getLogger(__name__)
 
@@ -43,23 +48,30 @@ class DetectorOptions:
     """Settings of the detector chain.
 
     Attributes:
-        min_face_confidence: face detector score needed to accept a face.
+        min_face_confidence: face detector score needed to report a face.
+        sure_face_confidence: score at which a face counts as real even when the face mesh
+            does not find it (the mesh misses some profile views).
         min_hand_confidence: palm detector score needed to start tracking a hand.
         min_hand_tracking_confidence: hand landmark presence needed to keep tracking it.
         hand_model_complexity: 0 (lite, faster) or 1 (full) hand landmark model.
         hand_region_widths: side of the square searched for hands, in face widths.
         face_hold_s: how long the last face position is kept when the face is lost, e.g. while
             a hand covers it at the mouth.
-        face_search_every_s: how often the zoomed tile search runs while no face is known.
+        search_every_s: how often, while no face is known, the harder search runs (zoomed
+            tiles, then the picture turned by quarter turns).
+        idle_look_every_s: how often faces are looked for while none has been seen for
+            ``face_hold_s``; a person coming into view is picked up within this time.
     """
 
     min_face_confidence: float = 0.5
+    sure_face_confidence: float = 0.8
     min_hand_confidence: float = 0.5
     min_hand_tracking_confidence: float = 0.5
     hand_model_complexity: int = 1
     hand_region_widths: float = 5.0
     face_hold_s: float = 1.0
-    face_search_every_s: float = 1.0
+    search_every_s: float = 1.0
+    idle_look_every_s: float = 0.3
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -78,6 +90,17 @@ def _square(center: np.ndarray, side: float, width: int, height: int) -> tuple[i
     x1 = int(min(width, round(center[0] + half)))
     y1 = int(min(height, round(center[1] + half)))
     return x0, y0, x1, y1
+
+
+def _quarter_turns(face: Face) -> int:
+    """Quarter turns (counter-clockwise, as ``np.rot90``) that make ``face`` upright.
+
+    0 unless the line between the eyes is rolled more than 45 degrees: people tilt their
+    heads less than that, a picture on its side rolls faces by about 90.
+    """
+    eyes = face.keypoints[FaceKeypoint.LEFT_EYE] - face.keypoints[FaceKeypoint.RIGHT_EYE]
+    roll = float(np.degrees(np.arctan2(eyes[1], eyes[0])))
+    return int(round(roll / 90.0)) % 4 if abs(roll) > 45.0 else 0
 
 
 class Detector:
@@ -113,7 +136,9 @@ class Detector:
         self._last_face: Face | None = None
         self._last_face_t = -1e9
         self._last_search_t = -1e9
+        self._last_look_t = -1e9
         self._hand_roi: np.ndarray | None = None  # smoothed (cx, cy, side)
+        self._turns = 0  # quarter turns (counter-clockwise) that make the picture upright
 
     def reset(self) -> None:
         """Forget the tracks of the previous video."""
@@ -122,7 +147,9 @@ class Detector:
         self._last_face = None
         self._last_face_t = -1e9
         self._last_search_t = -1e9
+        self._last_look_t = -1e9
         self._hand_roi = None
+        self._turns = 0
 
     def close(self) -> None:
         """Release the MediaPipe graphs."""
@@ -158,30 +185,63 @@ class Detector:
             faces.append(Face(box=box, keypoints=kps, score=float(det.score[0])))
         return faces
 
-    def _find_faces(self, frame: Frame) -> list[Face]:
-        rgb = frame.rgb
+    def _find_faces(self, rgb: np.ndarray, t_s: float) -> list[Face]:
+        """Faces in the frame, zooming in where a tracked face was lost."""
         height, width = rgb.shape[:2]
         faces = self._detect_faces(rgb)
-        held = self._last_face is not None and (
-            frame.t_s - self._last_face_t <= self.options.face_hold_s
-        )
-        if held and not any(_iou(f.box, self._last_face.box) > 0.2 for f in faces):
-            # Zoom in where the face was: a small face missed at full-frame scale is often found
-            # at twice the size.
-            last = self._last_face
+        last = self._last_face
+        held = t_s - self._last_face_t <= self.options.face_hold_s
+        if last is not None and held and not any(_iou(f.box, last.box) > 0.2 for f in faces):
+            # A small face missed at full-frame scale is often found at twice the size.
             x0, y0, x1, y1 = _square(last.center, max(3.0 * last.width, 96), width, height)
             faces += self._detect_faces(rgb[y0:y1, x0:x1], x0, y0)
-        elif (
-            not faces
-            and not held
-            and frame.t_s - self._last_search_t >= self.options.face_search_every_s
-        ):
-            self._last_search_t = frame.t_s
-            tw, th = int(width * 0.6), int(height * 0.6)
-            for x0 in (0, width - tw):
-                for y0 in (0, height - th):
-                    faces += self._detect_faces(rgb[y0 : y0 + th, x0 : x0 + tw], x0, y0)
         return self._order_faces(self._dedupe(faces))
+
+    def _search(self, original: np.ndarray) -> tuple[np.ndarray, list[Face]] | None:
+        """Look harder for a face: zoomed tiles, then the frame turned a quarter or half turn.
+
+        Tiles find faces too small for the detector at full-frame scale. Turning finds people
+        filmed sideways: a phone held on its side in a browser that records no rotation tag, or
+        a file whose tag is wrong. A turn is kept for the rest of the clip once a face that the
+        face mesh confirms is found with it.
+
+        Returns:
+            The (possibly turned) frame and its faces, or None when nothing was found.
+        """
+        rgb = self._turn(original)
+        height, width = rgb.shape[:2]
+        tw, th = int(width * 0.6), int(height * 0.6)
+        faces: list[Face] = []
+        for x0 in (0, width - tw):
+            for y0 in (0, height - th):
+                faces += self._detect_faces(rgb[y0 : y0 + th, x0 : x0 + tw], x0, y0)
+        faces = self._order_faces(self._dedupe(faces))
+        if faces and self._confirm(rgb, faces[0])[1]:
+            return rgb, faces
+        for turns in (1, 3, 2):
+            k = (self._turns + turns) % 4
+            turned = np.ascontiguousarray(np.rot90(original, k))
+            faces = self._order_faces(self._dedupe(self._detect_faces(turned)))
+            if faces and self._confirm(turned, faces[0])[1]:
+                self._set_turns(k)
+                return turned, faces
+        return None
+
+    def _set_turns(self, turns: int) -> None:
+        logger.debug("turning the picture %s degrees counter-clockwise", 90 * turns)
+        self._turns = turns
+        self._last_face = None
+        self._last_face_t = -1e9
+        self._hand_roi = None
+        self._hands.reset()  # its tracks are in the old orientation
+
+    def _turn(self, rgb: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(np.rot90(rgb, self._turns)) if self._turns else rgb
+
+    def _confirm(self, rgb: np.ndarray, face: Face) -> tuple[Mouth | None, bool]:
+        """The face mesh reading of ``face`` and whether the face counts as real."""
+        mouth = self._read_mouth(rgb, face)
+        return mouth, mouth is not None or face.score >= self.options.sure_face_confidence
 
     @staticmethod
     def _dedupe(faces: list[Face]) -> list[Face]:
@@ -247,7 +307,7 @@ class Detector:
         # z is in the same units as x (crop width); scale all three to pixels.
         pts = np.array([[p.x * cw, p.y * ch, p.z * cw] for p in lm])
         upper, lower = pts[_UPPER_LIP, :2], pts[_LOWER_LIP, :2]
-        mouth_width = np.linalg.norm(pts[_MOUTH_LEFT, :2] - pts[_MOUTH_RIGHT, :2])
+        mouth_width = float(np.linalg.norm(pts[_MOUTH_LEFT, :2] - pts[_MOUTH_RIGHT, :2]))
         down = pts[_CHIN] - pts[_FOREHEAD]
         # Chin coming towards the camera relative to the forehead means the head tilts back.
         pitch = float(np.degrees(np.arctan2(-down[2], np.linalg.norm(down[:2]))))
@@ -258,57 +318,76 @@ class Detector:
         )
 
     @staticmethod
-    def _sharpness(gray: np.ndarray, box: np.ndarray, scale: float) -> float:
-        """Laplacian variance of ``box`` of ``gray`` after resizing it by ``scale``."""
-        height, width = gray.shape[:2]
-        x0, y0 = int(max(0, box[0])), int(max(0, box[1]))
-        x1, y1 = int(min(width, box[2])), int(min(height, box[3]))
-        if x1 - x0 < 4 or y1 - y0 < 4:
-            return 0.0
-        size = (max(8, round((x1 - x0) * scale)), max(8, round((y1 - y0) * scale)))
-        region = cv2.resize(gray[y0:y1, x0:x1], size, interpolation=cv2.INTER_AREA)
-        return float(cv2.Laplacian(region, cv2.CV_64F).var())
+    def _image_quality(rgb: np.ndarray, face: Face | None) -> tuple[float, float]:
+        """Mean brightness and sharpness of the main face, or of the frame when there is none.
 
-    def _image_quality(
-        self, rgb: np.ndarray, face: Face | None, hands: list[Hand]
-    ) -> tuple[float, float, list[Hand]]:
-        """Brightness and sharpness of the main face (or the frame), and of each hand.
-
-        Everything is resampled so that the face is ``_QUALITY_FACE_PX`` wide: sharpness then
-        compares like with like, across videos and between a hand and the face beside it. A
-        face smaller than that is enlarged, which lowers its sharpness; far faces are softer.
+        The face is resampled to ``_QUALITY_FACE_PX`` wide first so that the Laplacian variance
+        compares like with like across videos. A face smaller than that is enlarged, which
+        lowers its sharpness: far faces are softer, and supervisors see them so too.
         """
         gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-        if face is None:
-            small = cv2.resize(gray, (_QUALITY_FACE_PX * 2, _QUALITY_FACE_PX * 2))
-            return float(small.mean()), float(cv2.Laplacian(small, cv2.CV_64F).var()), hands
-        scale = _QUALITY_FACE_PX / max(face.width, 1.0)
-        x0, y0, x1, y1 = _square(face.center, face.width, gray.shape[1], gray.shape[0])
-        luma = float(gray[y0:y1, x0:x1].mean()) if x1 > x0 and y1 > y0 else float(gray.mean())
-        sharp = self._sharpness(gray, face.box, scale)
-        rated = []
-        for hand in hands:
-            lo, hi = hand.landmarks.min(axis=0), hand.landmarks.max(axis=0)
-            box = np.concatenate([lo, hi])
-            rated.append(
-                Hand(hand.landmarks, hand.score, sharpness=self._sharpness(gray, box, scale))
-            )
-        return luma, sharp, rated
+        region = gray
+        if face is not None:
+            x0, y0, x1, y1 = _square(face.center, face.width, gray.shape[1], gray.shape[0])
+            if x1 - x0 >= 4 and y1 - y0 >= 4:
+                region = gray[y0:y1, x0:x1]
+        small = cv2.resize(
+            region, (_QUALITY_FACE_PX, _QUALITY_FACE_PX), interpolation=cv2.INTER_AREA
+        )
+        return float(small.mean()), float(cv2.Laplacian(small, cv2.CV_64F).var())
 
     def observe(self, frame: Frame) -> FrameObservation:
-        """Detect faces, hands near the main face and the main face's mouth in one frame."""
-        rgb = frame.rgb
-        faces = self._find_faces(frame)
-        main = faces[0] if faces else None
+        """Detect faces, the main face's mouth and the hands near it in one frame."""
+        t = frame.t_s
+        rgb = self._turn(frame.rgb)
+        recent = t - self._last_face_t <= self.options.face_hold_s
+        if not recent and t - self._last_look_t < self.options.idle_look_every_s - 1e-6:
+            # Nobody in view: looking a few times a second is enough to pick a face up.
+            luma, sharp = self._image_quality(rgb, None)
+            return FrameObservation(
+                t_s=t,
+                luma=luma,
+                sharpness=sharp,
+                width=rgb.shape[1],
+                height=rgb.shape[0],
+                turned_deg=(360 - 90 * self._turns) % 360,
+            )
+        self._last_look_t = t
+        faces = self._find_faces(rgb, t)
+        mouth, confirmed = self._confirm(rgb, faces[0]) if faces else (None, False)
+        if not confirmed and not recent and t - self._last_search_t >= self.options.search_every_s:
+            self._last_search_t = t
+            found = self._search(frame.rgb)
+            if found is not None:
+                rgb, faces = found
+                mouth, confirmed = self._confirm(rgb, faces[0])
+        if confirmed:
+            quarter = _quarter_turns(faces[0])
+            if quarter:
+                # The face lies on its side (a phone held sideways with no rotation tag, or a
+                # wrong one): turn the picture so that "below the face" means the body.
+                self._set_turns((self._turns + quarter) % 4)
+                rgb = self._turn(frame.rgb)
+                faces = self._find_faces(rgb, t)
+                mouth, confirmed = self._confirm(rgb, faces[0]) if faces else (None, False)
+        main = faces[0] if confirmed else None
         if main is not None:
-            self._last_face, self._last_face_t = main, frame.t_s
+            self._last_face, self._last_face_t = main, t
         anchor = main
-        if anchor is None and frame.t_s - self._last_face_t <= self.options.face_hold_s:
+        if anchor is None and t - self._last_face_t <= self.options.face_hold_s:
             # A hand in front of the mouth often hides the face; keep looking where it was.
             anchor = self._last_face
         hands = self._find_hands(rgb, anchor) if anchor is not None else []
-        mouth = self._read_mouth(rgb, main) if main is not None else None
-        luma, sharp, hands = self._image_quality(rgb, main, hands)
+        luma, sharp = self._image_quality(rgb, main)
         return FrameObservation(
-            t_s=frame.t_s, faces=faces, hands=hands, mouth=mouth, luma=luma, sharpness=sharp
+            t_s=t,
+            faces=faces,
+            confirmed=confirmed,
+            hands=hands,
+            mouth=mouth if confirmed else None,
+            luma=luma,
+            sharpness=sharp,
+            width=rgb.shape[1],
+            height=rgb.shape[0],
+            turned_deg=(360 - 90 * self._turns) % 360,
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import re
 import subprocess
 import threading
 import time
@@ -28,9 +29,13 @@ logger = logging.getLogger(__name__)
 class FrameSamplerOptions:
     """How frames are sampled.
 
-    ``fps`` of 12 leaves three or more frames inside a 0.3 s hand-to-mouth touch. ``max_side`` of
-    640 px keeps a face that fills a tenth of the picture at 40 px or more, enough for the
-    full-range face detector, while the hand and face models run on crops at their own input size.
+    Attributes:
+        fps: frames per second to sample; 10 or more leaves three frames inside a 0.3 s touch.
+        max_side: longest side of the sampled frames in pixels (videos are never enlarged).
+        timeout_s: limit on the whole pass, the consumer's work included (ffmpeg waits on a
+            slow consumer); ffmpeg is killed when it is reached.
+        max_frames: stop after this many frames (None: the whole video).
+        ffmpeg: ffmpeg binary; None finds one with :func:`vot.media.ffmpeg_exe`.
     """
 
     fps: float = 12.0
@@ -128,13 +133,13 @@ def sample_frames(
         rc = proc.wait()
         drainer.join(timeout=5)
         if timed_out.is_set():
-            raise MediaError(f"decoding took longer than {opts.timeout_s:.0f} s")
-        if rc != 0:
-            detail = tail[-1] if tail else f"exit status {rc}"
-            raise MediaError(f"ffmpeg could not decode the video: {detail}")
+            raise MediaError(f"reading the video took longer than {opts.timeout_s:g} s")
         if count == 0:
-            detail = f" ({tail[-1]})" if tail else ""
-            raise MediaError(f"no picture could be decoded from the file{detail}")
+            raise MediaError(
+                f"no picture could be decoded; the file is damaged or not a video{_said(tail)}"
+            )
+        if rc != 0:
+            raise MediaError(f"decoding failed after {count} frames{_said(tail)}")
         logger.debug(
             "decoded %s frames of %s in %.2f s", count, path.name, time.monotonic() - started
         )
@@ -147,6 +152,18 @@ def sample_frames(
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
+
+
+_FFMPEG_PREFIX = re.compile(r"^\[[^\]]*@ 0x[0-9a-f]+\]\s*")
+
+
+def _said(tail: collections.deque[str]) -> str:
+    """ffmpeg's last error line, cleaned and shortened, for a one-line message."""
+    lines = [line for line in tail if line.strip()]
+    if not lines:
+        return ""
+    line = _FFMPEG_PREFIX.sub("", lines[-1]).strip()
+    return f" (ffmpeg: {line[:120]})"
 
 
 def _read_exactly(stream: object, size: int) -> bytes:

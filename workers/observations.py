@@ -117,13 +117,10 @@ class Hand:
     Attributes:
         landmarks: ``(21, 2)`` array indexed by :class:`HandLandmark`, pixels.
         score: handedness confidence reported with the hand, 0..1.
-        sharpness: Laplacian variance of the hand's box resampled at the same scale as the main
-            face (so comparable with the frame's face ``sharpness``); 0 when unknown.
     """
 
     landmarks: np.ndarray
     score: float
-    sharpness: float = 0.0
 
     def __getitem__(self, landmark: HandLandmark) -> np.ndarray:
         return self.landmarks[landmark]
@@ -163,16 +160,26 @@ class FrameObservation:
     Attributes:
         t_s: time of the frame in seconds.
         faces: faces found, the main face (the one tracked) first.
+        confirmed: the main face is a real face: the face mesh found it too, or the detector is
+            sure of it. Patterned walls and bottles give face detections at middling scores
+            that the mesh rejects.
         hands: hands found near the main face.
         mouth: face-mesh reading of the main face, when the mesh found it.
         luma: mean brightness of the frame (or of the main face when there is one), 0..255.
-        sharpness: variance of the Laplacian of the main face resized to a fixed size, or of
+        sharpness: variance of the Laplacian of the main face resized to 64 px wide, or of
             the whole frame when there is no face; higher is sharper.
+        width, height: size of the analysed picture (after any turn), pixels; 0 if unknown.
+        turned_deg: degrees clockwise the detector turned the decoded frame to find an upright
+            face (0 almost always; 90/180/270 for a sideways video with no or a wrong tag).
     """
 
     t_s: float
     faces: list[Face] = field(default_factory=list)
+    confirmed: bool = False
     hands: list[Hand] = field(default_factory=list)
     mouth: Mouth | None = None
     luma: float = 0.0
     sharpness: float = 0.0
+    width: int = 0
+    height: int = 0
+    turned_deg: int = 0
