@@ -16,8 +16,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     The database must already be migrated (``vot serve`` and the tests do that first).
     """
-    from review_ui import analyst, auth, bulk, media, patient, patients, review, security
-    from review_ui import spotcheck, tus
+    from review_ui import auth, bulk, media, patient, patients, review, security, spotcheck, tus
 
     settings = settings or load_settings()
     app = Flask(__name__)
@@ -42,7 +41,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         app.register_blueprint(blueprint)
     app.register_blueprint(patient.bp)  # the patient's page /p/TOKEN and /api/v1/me
     app.register_blueprint(tus.bp)  # resumable video uploads at /api/v1/uploads
-    app.register_blueprint(analyst.bp)  # analysts: /analyst, /api/v1/adherence, CSV
+    from review_ui import analyst  # analysts: /analyst, /api/v1/adherence, the CSV
+
+    app.register_blueprint(analyst.bp)
 
     @app.get("/healthz")
     def healthz() -> Response:

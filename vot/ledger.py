@@ -224,73 +224,72 @@ def regimens(zones: tuple[str, ...], shape: tuple[str, ...], defs: Definitions) 
     ).cte("reg")
 
 
-def recorded_days(reg: Any, narrow: bool) -> Any:
+TAKEN, EXCUSED, PENDING_DAY, UNCLEAR, REJECTED, MISSED = 1, 2, 3, 4, 5, 6  # day states
+ACCEPTED_RANK = 9  # a day's videos and excusal are ranked; the smallest rank but this one wins
+
+
+def _rank() -> ColumnElement[int]:
+    by_status = {status: ACCEPTED_RANK for status in schema.TAKEN_STATUSES}
+    by_status.update({status: PENDING_DAY for status in PENDING})
+    by_status.update({schema.UNCLEAR: UNCLEAR, schema.REJECTED: REJECTED})
+    return case(by_status, value=s.c.status)
+
+
+def recorded_days(reg: Any, narrow: bool, since: date | None = None) -> Any:
     """One row per (patient, day) with a video or an excusal, grouped in the index's order.
 
+    ``nt`` counts the day's accepted videos; ``best`` is the smallest rank among the rest (an
+    excusal, pending, unclear, rejected), or :data:`ACCEPTED_RANK` when there is none.
     ``narrow``: only read the days of the patients in ``reg`` (a filtered scope); a national
-    query reads everything in index order instead, which streams without sorting.
+    query reads everything in index order instead, which streams without sorting. ``since``:
+    only days from then on.
     """
-    videos = select(
-        s.c.patient_id.label("pid"),
-        s.c.dose_date.label("day"),
-        flag(s.c.status.in_(schema.TAKEN_STATUSES)).label("nt"),
-        flag(s.c.status.in_(PENDING)).label("pe"),
-        flag(s.c.status == schema.UNCLEAR).label("un"),
-        flag(s.c.status == schema.REJECTED).label("rj"),
-        literal(0).label("ex"),
+    videos = select(s.c.patient_id.label("pid"), s.c.dose_date.label("day"), _rank().label("rank"))
+    excused = select(x.c.patient_id, x.c.dose_date, literal(EXCUSED)).where(
+        x.c.revoked_at.is_(None)
     )
-    excused = select(
-        x.c.patient_id, x.c.dose_date, literal(0), literal(0), literal(0), literal(0), literal(1)
-    ).where(x.c.revoked_at.is_(None))
     if narrow:
         videos = videos.where(s.c.patient_id.in_(select(reg.c.pid)))
         excused = excused.where(x.c.patient_id.in_(select(reg.c.pid)))
+    if since is not None:
+        videos = videos.where(s.c.dose_date >= since)
+        excused = excused.where(x.c.dose_date >= since)
     raw = videos.union_all(excused).subquery("raw")
     return (
         select(
             raw.c.pid,
             raw.c.day,
             epoch_day(raw.c.day).label("d"),
-            func.sum(raw.c.nt).label("nt"),
-            func.max(raw.c.pe).label("pe"),
-            func.max(raw.c.un).label("un"),
-            func.max(raw.c.rj).label("rj"),
-            func.max(raw.c.ex).label("ex"),
+            func.count().filter(raw.c.rank == ACCEPTED_RANK).label("nt"),
+            func.min(raw.c.rank).label("best"),
         )
         .group_by(raw.c.pid, raw.c.day)
         .subquery("day")
     )
 
 
-TAKEN, EXCUSED, PENDING_DAY, UNCLEAR, REJECTED = 1, 2, 3, 4, 5  # a recorded day's state
-
-
-def day_flags(reg: Any, narrow: bool) -> Any:
-    """Each recorded dose day's state (a code), with the covered day before it."""
-    day = recorded_days(reg, narrow)
-    state = case(
-        (day.c.nt >= reg.c.dpd, TAKEN),
-        (day.c.ex == 1, EXCUSED),
-        (day.c.pe == 1, PENDING_DAY),
-        (day.c.un == 1, UNCLEAR),
-        else_=REJECTED,
-    )
+def day_flags(reg: Any, narrow: bool, since: date | None = None, gaps: bool = True) -> Any:
+    """Each recorded dose day's state (a code) and, with ``gaps``, the covered day before it."""
+    day = recorded_days(reg, narrow, since)
+    taken = day.c.nt >= reg.c.dpd
+    # Too few accepted videos (doses_per_day > 1) and nothing else: missed.
+    state = case((taken, TAKEN), (day.c.best == ACCEPTED_RANK, MISSED), else_=day.c.best)
     # Covered days end a run of missed days: taken, excused or pending once ended; today only
     # when taken.
     covered = or_(
-        and_(day.c.d <= reg.c.e, or_(day.c.nt >= reg.c.dpd, day.c.ex == 1, day.c.pe == 1)),
-        and_(day.c.d == reg.c.today, day.c.nt >= reg.c.dpd),
+        and_(day.c.d <= reg.c.e, or_(taken, day.c.best <= PENDING_DAY)),
+        and_(day.c.d == reg.c.today, taken),
     )
     previous = func.max(case((covered, day.c.d))).over(
         partition_by=day.c.pid, order_by=day.c.day, rows=(None, -1)
     )
+    window = [flag(covered).label("cov"), func.coalesce(previous, reg.c.start - 1).label("prev")]
     return (
         select(
             day.c.pid,
             day.c.d,
             state.label("st"),
-            flag(covered).label("cov"),
-            func.coalesce(previous, reg.c.start - 1).label("prev"),
+            *(window if gaps else []),
             *(
                 reg.c[name]
                 for name in (

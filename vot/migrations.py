@@ -35,10 +35,11 @@ def _v2_patient_tokens_and_key_moment(conn: Connection) -> None:
 
 
 def _v3_review_indexes(conn: Connection) -> None:
-    wanted = {"submissions": ("ix_submissions_status_updated", "ix_submissions_queue"),
-              "scores": ("ix_scores_rank",),
-              "reviews": ("ix_reviews_reviewer", "ix_reviews_created",
-                          "ix_reviews_previous_status")}
+    wanted = {
+        "submissions": ("ix_submissions_status_updated", "ix_submissions_queue"),
+        "scores": ("ix_scores_rank",),
+        "reviews": ("ix_reviews_reviewer", "ix_reviews_created", "ix_reviews_previous_status"),
+    }
     for table, names in wanted.items():
         for index in schema.metadata.tables[table].indexes:
             if index.name in names:
@@ -69,8 +70,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "patient upload tokens; scores.key_moment_s", _v2_patient_tokens_and_key_moment),
     Migration(3, "indexes for the review queue, undo and today's counts", _v3_review_indexes),
     Migration(4, "resumable (tus) uploads in progress", _v4_uploads),
-    Migration(5, "adherence: excusals, weekday mask, ledger indexes, dashboard snapshot",
-              _v5_adherence),
+    Migration(
+        5, "adherence: excusals, weekday mask, ledger indexes, dashboard snapshot", _v5_adherence
+    ),
 )
 HEAD = MIGRATIONS[-1].version
 

@@ -1,0 +1,197 @@
+"""Analysts: the adherence dashboard, the HTTP API (``/api/v1/...``) and the CSV export.
+
+Analysts and admins only. Nothing here shows a video, a patient code or a name: patients
+appear under their pseudonym. The API is described in ``static/openapi.json``.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import asdict
+from datetime import date
+from typing import Any
+
+from flask import Blueprint, Response, g, jsonify, redirect, render_template, request, url_for
+
+from review_ui import auth, web
+from vot import analytics, export
+from vot.adherence import STANDARD
+from vot.db import audit, utcnow
+from vot.ledger import Scope
+
+bp = Blueprint("analyst", __name__)
+ROLES = ("analyst", "admin")
+MAX_LIMIT = 10_000
+
+
+class BadRequest(ValueError):
+    """A query argument that cannot be used; the message says which."""
+
+
+@bp.before_request
+def analysts_only() -> Any:
+    return auth.require_roles(*ROLES)
+
+
+@bp.errorhandler(BadRequest)
+def bad_request(exc: BadRequest) -> Any:
+    return web.error(400, str(exc))
+
+
+def _date(name: str) -> date | None:
+    value = request.args.get(name, "").strip()
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        raise BadRequest(f"{name} must be a date like 2025-03-31") from None
+
+
+def _int(name: str, default: int, most: int) -> int:
+    value = request.args.get(name, "").strip() or str(default)
+    if not value.isdigit() or int(value) > most:
+        raise BadRequest(f"{name} must be a whole number from 0 to {most}")
+    return int(value)
+
+
+def _scope() -> Scope:
+    text = {k: request.args.get(k, "").strip() or None for k in ("district", "clinic")}
+    return Scope(text["district"], text["clinic"], _date("start_from"), _date("start_to"))
+
+
+def _exported(fmt: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The export rows for the request's filters, and what they state about themselves."""
+    scope, as_of, now = _scope(), _date("as_of"), utcnow()
+    limit = _int("limit", 1000, MAX_LIMIT) if fmt == "json" else None
+    offset = _int("offset", 0, 10**9) if fmt == "json" else 0
+    with web.engine().begin() as conn:
+        rows = export.records(conn, now, as_of, scope, STANDARD, limit, offset)
+        meta = export.metadata(now, as_of, scope, STANDARD, len(rows))
+        audit(
+            conn,
+            g.user.username,
+            f"export.adherence.{fmt}",
+            "",
+            filters=meta["filters"],
+            as_of=meta["as_of"],
+            rows=len(rows),
+        )
+    if limit is not None:
+        meta.update(
+            limit=limit, offset=offset, next_offset=offset + limit if len(rows) == limit else None
+        )
+    return meta, rows
+
+
+@bp.get("/api/v1/adherence")
+def adherence_json() -> Any:
+    meta, rows = _exported("json")
+    return jsonify({**meta, "items": rows})
+
+
+@bp.get("/api/v1/adherence.csv")
+def adherence_csv() -> Any:
+    meta, rows = _exported("csv")
+    out = io.StringIO()
+    export.write_csv(rows, out, STANDARD)
+    name = f"adherence-{meta['as_of'] or meta['generated_at'][:10]}.csv"
+    return Response(
+        out.getvalue(),
+        mimetype="text/csv",
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "X-VOT-Generated-At": meta["generated_at"],
+            "X-VOT-As-Of": meta["as_of"] or "today",
+            "Link": f'<{url_for("analyst.definitions")}>; rel="describedby"',
+        },
+    )
+
+
+@bp.get("/api/v1/definitions")
+def definitions() -> Any:
+    return jsonify(export.definitions(STANDARD))
+
+
+def _dashboard() -> analytics.Dashboard:
+    district = request.args.get("district", "").strip() or None
+    clinic = request.args.get("clinic", "").strip() or None
+    with web.engine().begin() as conn:
+        analytics.ensure_fresh(conn, utcnow())
+        return analytics.dashboard(conn, district, clinic)
+
+
+def _stale(board: analytics.Dashboard) -> bool:
+    return board.computed_at is None or utcnow() - board.computed_at > analytics.MAX_AGE
+
+
+@bp.get("/api/v1/dashboard")
+def dashboard_json() -> Any:
+    board = _dashboard()
+    found = asdict(board)
+    found["computed_at"] = board.computed_at.isoformat() if board.computed_at else None
+    return jsonify(found)
+
+
+@bp.get("/analyst")
+def dashboard() -> Any:
+    board = _dashboard()
+    with web.engine().connect() as conn:
+        places = analytics.districts(conn)
+    return render_template(
+        "analyst.html",
+        board=board,
+        places=places,
+        items=_items(board),
+        threshold=STANDARD.below_pct / 100,
+        stale=_stale(board),
+    )
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value * 100:.0f}%"
+
+
+def _items(board: analytics.Dashboard) -> dict[str, list[tuple[str, Any, str]]]:
+    """The charts' (label, value, text) items."""
+    s = board.summary
+    groups = sorted(board.groups, key=lambda g: (g["adherence"] is None, g["adherence"] or 0))
+    weeks = board.weeks
+    return {
+        "distribution": [
+            (d["band"], d["patients"], str(d["patients"])) for d in board.distribution
+        ],
+        "trend": [(w["week_start"], w["adherence"], _pct(w["adherence"])) for w in weeks],
+        "groups": [
+            (
+                g["name"] or "(no district)",
+                g["adherence"],
+                f"{_pct(g['adherence'])} of {g['patients']}",
+            )
+            for g in groups
+        ],
+        "flagged": [
+            (
+                label,
+                s[key] / s["patients"] if s["patients"] else None,
+                f"{_pct(s[key] / s['patients'] if s['patients'] else None)} ({s[key]})",
+            )
+            for label, key in (
+                (f"Below {STANDARD.below_pct}%", "below"),
+                ("Lost to follow-up", "ltfu"),
+                ("Treatment completed", "completed"),
+            )
+        ],
+        "videos": [(w["week_start"][5:], w["videos"] / 7, f"{w['videos'] / 7:.0f}") for w in weeks],
+        "auto": [
+            (w["week_start"], w["auto_accepted_share"], _pct(w["auto_accepted_share"]))
+            for w in weeks
+        ],
+    }
+
+
+@bp.post("/analyst/refresh")
+def refresh() -> Any:
+    with web.engine().begin() as conn:
+        analytics.refresh(conn, utcnow())
+        audit(conn, g.user.username, "analytics.refresh")
+    district, clinic = (request.args.get(k) or None for k in ("district", "clinic"))
+    return redirect(url_for("analyst.dashboard", district=district, clinic=clinic))

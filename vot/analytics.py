@@ -1,0 +1,406 @@
+"""Dashboard figures for analysts: a snapshot of the ledger, and the aggregates read from it.
+
+:func:`refresh` recomputes, inside the database, every patient's figures (the same SQL as the
+export) and twelve weeks of figures per clinic, district and nation; the dashboard then reads
+small tables instead of the whole ledger. :func:`ensure_fresh` refreshes a stale snapshot.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    DateTime,
+    Float,
+    and_,
+    case,
+    delete,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    text,
+    true,
+    union_all,
+)
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
+
+from vot import ledger, schema
+from vot.adherence import STANDARD, Definitions
+from vot.db import as_utc
+
+logger = logging.getLogger(__name__)
+WEEKS = 12
+MAX_AGE = timedelta(minutes=15)
+snap, weekly = schema.adherence_snapshot, schema.analytics_weekly
+s, sc, rv, p, c = schema.submissions, schema.scores, schema.reviews, schema.patients, schema.clinics
+
+
+class seconds_between(FunctionElement[float]):  # noqa: N801 (an SQL function)
+    """Seconds from the second timestamp to the first."""
+
+    type = Float()
+    inherit_cache = True
+
+
+@compiles(seconds_between, "sqlite")
+def _seconds_sqlite(element: seconds_between, compiler: Any, **kw: Any) -> str:
+    a, b = (compiler.process(arg, **kw) for arg in element.clauses)
+    return f"((julianday({a}) - julianday({b})) * 86400.0)"
+
+
+@compiles(seconds_between, "postgresql")
+def _seconds_postgresql(element: seconds_between, compiler: Any, **kw: Any) -> str:
+    a, b = (compiler.process(arg, **kw) for arg in element.clauses)
+    return f"EXTRACT(EPOCH FROM ({a} - {b}))"
+
+
+def week_of(day: Any) -> Any:
+    """The Monday (epoch day) of an epoch day's week."""
+    return day - (day + 3) % 7
+
+
+def _weeks(now: datetime) -> list[int]:
+    monday = ledger.to_epoch(now.date()) - now.date().weekday()
+    return [monday - 7 * i for i in range(WEEKS - 1, -1, -1)]
+
+
+def _adherence_by_week(conn: Connection, now: datetime, defs: Definitions, first: int) -> Any:
+    """Expected and taken dose days per clinic and (patient-local) week."""
+    countings = ledger.zones(conn, now, None)
+    reg = ledger.regimens(tuple(countings), (), defs)
+    params = ledger.zone_params(countings)
+    weeks = union_all(*(select(literal(w).label("ws")) for w in _weeks(now))).subquery("w")
+    lo = case((weeks.c.ws >= reg.c.start, weeks.c.ws), else_=reg.c.start)
+    hi = ledger.least(weeks.c.ws + 6, reg.c.e)
+    base = (
+        select(reg.c.clinic_id, weeks.c.ws, func.sum(ledger.dose_days(lo, hi, reg.c.mask)))
+        .select_from(reg.join(weeks, true()))
+        .group_by(reg.c.clinic_id, weeks.c.ws)
+    )
+    f = ledger.day_flags(reg, False, ledger.from_epoch(first - 7), gaps=False)
+    week, taken = week_of(f.c.d), f.c.st == ledger.TAKEN
+    days = (
+        select(
+            reg.c.clinic_id,
+            week,
+            func.count().filter(taken, or_(f.c.d <= f.c.e, f.c.d == f.c.today)),
+            func.count().filter(f.c.st == ledger.EXCUSED, f.c.d <= f.c.e),
+            func.count().filter(taken, f.c.d == f.c.today),
+        )
+        .select_from(f.join(reg, reg.c.pid == f.c.pid))
+        .where(f.c.d >= first)
+        .group_by(reg.c.clinic_id, week)
+    )
+    cells: dict[tuple[int, int], list[int]] = {}
+    for clinic, ws, expected in conn.execute(base, params):
+        cells[(clinic, ws)] = [int(expected or 0), 0]
+    for clinic, ws, taken, excused, bonus in conn.execute(days, params):
+        cell = cells.setdefault((clinic, ws), [0, 0])
+        cell[0] += int(bonus or 0) - int(excused or 0)
+        cell[1] += int(taken or 0)
+    return cells
+
+
+def _workload_by_week(conn: Connection, since: datetime) -> dict[tuple[int, int], list[int]]:
+    """Videos, auto-accepted, decided, compared and agreed per clinic and (UTC) week."""
+    got: dict[tuple[int, int], list[int]] = {}
+    arrived = week_of(ledger.epoch_day(s.c.received_at))
+    videos = (
+        select(
+            p.c.clinic_id,
+            arrived,
+            func.count(),
+            func.sum(case((s.c.status == schema.AUTO_ACCEPTED, 1), else_=0)),
+        )
+        .select_from(s.join(p, p.c.id == s.c.patient_id))
+        .where(s.c.received_at >= since)
+        .group_by(p.c.clinic_id, arrived)
+    )
+    for clinic, ws, n, auto in conn.execute(videos):
+        got[(clinic, ws)] = [n, int(auto or 0), 0, 0, 0]
+    decided = week_of(ledger.epoch_day(rv.c.created_at))
+    sc2 = sc.alias("sc_newest")  # a video re-scored by a newer model: the newest score counts
+    newest = select(func.max(sc2.c.id)).where(sc2.c.submission_id == s.c.id).scalar_subquery()
+    sided = sc.c.decision.in_(("auto_accept", "reject"))
+    agreed = or_(
+        and_(sc.c.decision == "auto_accept", rv.c.verdict == "accept"),
+        and_(sc.c.decision == "reject", rv.c.verdict == "reject"),
+    )
+    checked = (
+        select(p.c.clinic_id, arrived, func.count())
+        .select_from(rv.join(s, s.c.id == rv.c.submission_id).join(p, p.c.id == s.c.patient_id))
+        .where(
+            s.c.received_at >= since,
+            rv.c.undone_at.is_(None),
+            rv.c.previous_status == schema.AUTO_ACCEPTED,
+        )
+        .group_by(p.c.clinic_id, arrived)
+    )
+    for clinic, ws, n in conn.execute(checked):  # auto-accepted, then spot-checked
+        got.setdefault((clinic, ws), [0, 0, 0, 0, 0])[1] += n
+    reviews = (
+        select(
+            p.c.clinic_id,
+            decided,
+            func.sum(case((rv.c.previous_status == schema.REVIEW, 1), else_=0)),
+            func.sum(case((and_(sided, rv.c.verdict != "unclear"), 1), else_=0)),
+            func.sum(case((agreed, 1), else_=0)),
+        )
+        .select_from(
+            rv.join(s, s.c.id == rv.c.submission_id)
+            .join(p, p.c.id == s.c.patient_id)
+            .outerjoin(sc, sc.c.id == newest)
+        )
+        .where(rv.c.created_at >= since, rv.c.undone_at.is_(None))
+        .group_by(p.c.clinic_id, decided)
+    )
+    for clinic, ws, n, compared, agree in conn.execute(reviews):
+        cell = got.setdefault((clinic, ws), [0, 0, 0, 0, 0])
+        cell[2:] = [int(n or 0), int(compared or 0), int(agree or 0)]
+    return got
+
+
+def _median_decision(conn: Connection, since: datetime) -> dict[tuple[str, str, int], float]:
+    """Median seconds from arrival to a supervisor's decision, per scope and (UTC) week."""
+    found: dict[tuple[str, str, int], float] = {}
+    everyone: Any = literal_column("''")
+    for scope, key in (("all", everyone), ("district", c.c.district), ("clinic", c.c.name)):
+        week = week_of(ledger.epoch_day(rv.c.created_at))
+        seconds = seconds_between(rv.c.created_at, s.c.received_at)
+        ranked = (
+            select(
+                key.label("k"),
+                week.label("ws"),
+                seconds.label("v"),
+                func.row_number().over(partition_by=[key, week], order_by=seconds).label("rn"),
+                func.count().over(partition_by=[key, week]).label("n"),
+            )
+            .select_from(
+                rv.join(s, s.c.id == rv.c.submission_id)
+                .join(p, p.c.id == s.c.patient_id)
+                .join(c, c.c.id == p.c.clinic_id)
+            )
+            .where(
+                rv.c.created_at >= since,
+                rv.c.undone_at.is_(None),
+                rv.c.previous_status == schema.REVIEW,
+            )
+            .subquery()
+        )
+        middle = ranked.c.rn.in_([(ranked.c.n + 1) // 2, (ranked.c.n + 2) // 2])
+        for k, ws, median in conn.execute(
+            select(ranked.c.k, ranked.c.ws, func.avg(ranked.c.v))
+            .where(middle)
+            .group_by(ranked.c.k, ranked.c.ws)
+        ):
+            found[(scope, k, ws)] = float(median)
+    return found
+
+
+def refresh(conn: Connection, now: datetime, defs: Definitions = STANDARD) -> datetime:
+    """Recompute the snapshot and the weekly figures in the caller's transaction; returns
+    ``now``, the time they are computed at."""
+    if conn.dialect.name == "postgresql":  # one refresh at a time; readers carry on
+        conn.execute(text("LOCK TABLE adherence_snapshot, analytics_weekly IN EXCLUSIVE MODE"))
+    with ledger.tuned(conn):
+        return _refresh(conn, now, defs)
+
+
+def _refresh(conn: Connection, now: datetime, defs: Definitions) -> datetime:
+    conn.execute(delete(snap))
+    countings = ledger.zones(conn, now, None)
+    f = ledger.figures_statement(tuple(countings), (), defs).order_by(None).subquery()
+    conn.execute(
+        snap.insert().from_select(
+            [
+                "patient_id",
+                "clinic_id",
+                "regimen_start",
+                "as_of",
+                "expected",
+                "taken",
+                "excused",
+                "missed",
+                "longest_missed_run",
+                "flag_below",
+                "flag_ltfu",
+                "completed",
+                "computed_at",
+            ],
+            select(
+                f.c.pid,
+                f.c.clinic_id,
+                f.c.start_date,
+                ledger.day_of(f.c.as_of),
+                f.c.expected,
+                f.c.taken,
+                f.c.excused,
+                f.c.missed,
+                f.c.run,
+                f.c.below,
+                f.c.ltfu,
+                f.c.completed,
+                literal(now, DateTime(timezone=True)),
+            ),
+        ),
+        ledger.zone_params(countings),
+    )
+    first = _weeks(now)[0]
+    since = datetime.combine(ledger.from_epoch(first), datetime.min.time(), UTC)
+    clinics = {
+        cid: (name, district)
+        for cid, name, district in conn.execute(select(c.c.id, c.c.name, c.c.district))
+    }
+    totals: dict[tuple[str, str, int], list[int]] = {}
+    for parts, width, offset in (
+        (_adherence_by_week(conn, now, defs, first), 2, 0),
+        (_workload_by_week(conn, since), 5, 2),
+    ):
+        for (clinic, ws), values in parts.items():
+            name, district = clinics[clinic]
+            for key in (("all", "", ws), ("district", district, ws), ("clinic", name, ws)):
+                cell = totals.setdefault(key, [0] * 7)
+                for i in range(width):
+                    cell[offset + i] += values[i]
+    medians = _median_decision(conn, since)
+    conn.execute(delete(weekly))
+    rows = [
+        dict(
+            scope=scope,
+            scope_key=key,
+            week_start=ledger.from_epoch(ws),
+            expected=v[0],
+            taken=v[1],
+            videos=v[2],
+            auto_accepted=v[3],
+            decided=v[4],
+            median_decision_s=medians.get((scope, key, ws)),
+            compared=v[5],
+            agreed=v[6],
+            computed_at=now,
+        )
+        for (scope, key, ws), v in sorted(totals.items())
+        if ws >= first
+    ]
+    if rows:
+        conn.execute(weekly.insert(), rows)
+    logger.info("adherence snapshot refreshed: %s weekly rows", len(rows))
+    return now
+
+
+def computed_at(conn: Connection) -> datetime | None:
+    return as_utc(conn.execute(select(func.max(snap.c.computed_at))).scalar())
+
+
+def ensure_fresh(conn: Connection, now: datetime, max_age: timedelta = MAX_AGE) -> datetime:
+    """The snapshot's time, after refreshing it when missing or older than ``max_age``."""
+    at = computed_at(conn)
+    if at is None or now - at > max_age:
+        return refresh(conn, now)
+    return at
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    computed_at: datetime | None
+    scope: dict[str, str | None]
+    summary: dict[str, Any]
+    distribution: list[dict[str, Any]]  # patients per adherence band of 10 points
+    groups: list[dict[str, Any]]  # per district (national view) or per clinic
+    weeks: list[dict[str, Any]]
+
+
+def _share(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def dashboard(
+    conn: Connection, district: str | None = None, clinic: str | None = None
+) -> Dashboard:
+    """The dashboard of the nation, a district or a clinic, read from the snapshot."""
+    where = [c.c.district == district] if district else []
+    where += [c.c.name == clinic] if clinic else []
+    base = snap.join(c, c.c.id == snap.c.clinic_id)
+    flags = (
+        func.count(),
+        func.sum(snap.c.expected),
+        func.sum(snap.c.taken),
+        func.sum(case((snap.c.flag_below, 1), else_=0)),
+        func.sum(case((snap.c.flag_ltfu, 1), else_=0)),
+        func.sum(case((snap.c.completed, 1), else_=0)),
+    )
+    keys = ("patients", "expected", "taken", "below", "ltfu", "completed")
+
+    def figures(row: Any) -> dict[str, Any]:
+        got: dict[str, Any] = {k: int(v or 0) for k, v in zip(keys, row, strict=True)}
+        got["adherence"] = _share(got["taken"], got["expected"])
+        return got
+
+    summary = figures(conn.execute(select(*flags).select_from(base).where(*where)).one())
+    band = case(
+        (snap.c.expected == 0, -1),
+        (snap.c.taken >= snap.c.expected, 9),
+        else_=snap.c.taken * 10 // snap.c.expected,
+    )
+    counts: dict[int, int] = dict(
+        conn.execute(
+            select(band, func.count()).select_from(base).where(*where).group_by(band)
+        ).all()
+    )
+    distribution = [
+        {"band": f"{10 * b}-{10 * b + 10}%", "patients": int(counts.get(b, 0))} for b in range(10)
+    ]
+    group = c.c.name if district or clinic else c.c.district
+    groups = [
+        {"name": row[0], **figures(row[1:])}
+        for row in conn.execute(
+            select(group, *flags).select_from(base).where(*where).group_by(group).order_by(group)
+        )
+    ]
+    scope, key = (
+        ("clinic", clinic) if clinic else ("district", district) if district else ("all", "")
+    )
+    weeks = [
+        {
+            "week_start": w.week_start.isoformat(),
+            "adherence": _share(w.taken, w.expected),
+            "expected": w.expected,
+            "taken": w.taken,
+            "videos": w.videos,
+            "auto_accepted_share": _share(w.auto_accepted, w.videos),
+            "decided": w.decided,
+            "median_decision_s": w.median_decision_s,
+            "agreement": _share(w.agreed, w.compared),
+            "compared": w.compared,
+        }
+        for w in conn.execute(
+            select(weekly)
+            .where(weekly.c.scope == scope, weekly.c.scope_key == key)
+            .order_by(weekly.c.week_start)
+        )
+    ]
+    return Dashboard(
+        computed_at(conn),
+        {"district": district, "clinic": clinic},
+        summary,
+        distribution,
+        groups,
+        weeks,
+    )
+
+
+def districts(conn: Connection) -> list[tuple[str, list[str]]]:
+    """Every district with its clinics' names, for the filters."""
+    found: dict[str, list[str]] = {}
+    for name, district in conn.execute(
+        select(c.c.name, c.c.district).order_by(c.c.district, c.c.name)
+    ):
+        found.setdefault(district, []).append(name)
+    return list(found.items())
