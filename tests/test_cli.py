@@ -143,3 +143,20 @@ def test_user_add_reads_the_password_from_stdin(tmp_path: Path) -> None:
         tmp_path, "user", "add", "kim", "--role", "analyst", "--password-stdin", stdin="short\n"
     )
     assert short.returncode == 1 and "at least 8" in short.stderr
+
+
+def test_eval_prints_a_json_summary_and_writes_the_report(tmp_path: Path) -> None:
+    labels = tmp_path / "labels.csv"
+    labels.write_text(
+        "path,ingestion,face_visible,note\n"
+        f"{clip('asl_eat.mkv')},1,1,eat\n{clip('asl_learn.mkv')},0,1,forehead\n"
+    )
+    result = vot(tmp_path, "eval", str(labels), "--out", str(tmp_path / "report"))
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["clips"] == 2 and summary["roc_auc"] == 1.0
+    assert {"report.json", "clips.csv", "confidence.png"} <= {
+        p.name for p in (tmp_path / "report").iterdir()
+    }
+    missing = vot(tmp_path, "eval", str(tmp_path / "nope.csv"))
+    assert missing.returncode == 1 and "no labels file" in missing.stderr

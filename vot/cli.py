@@ -152,6 +152,25 @@ def cmd_score(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
+    _quiet_native_logs()
+    from vot.triage import decide_dict, load_thresholds
+    from workers.evaluation import evaluate
+    from workers.scorer import Scorer
+
+    labels = Path(args.labels)
+    if not labels.is_file():
+        raise LookupError(f"no labels file {labels}")
+    thresholds = load_thresholds(settings.models_dir, settings.threshold_version)
+    with Scorer() as scorer:
+        summary = evaluate(
+            labels, Path(args.out), scorer, lambda result: decide_dict(result, thresholds).decision
+        )
+    summary.pop("per_clip", None)  # every clip's score and reasons are in the report files
+    print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
 def cmd_patient_add(settings: Settings, args: argparse.Namespace) -> int:
     from vot import accounts
     from vot.db import get_engine
@@ -297,6 +316,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("score", cmd_score, "score one video without the database or queue")
     p.add_argument("file")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = add("eval", cmd_eval, "score a labelled set of clips and report how well it ranks them")
+    p.add_argument("labels", help="labels CSV: path,ingestion,face_visible,... (paths relative)")
+    p.add_argument("--out", default="eval-report", help="folder for report.json, clips.csv, PNG")
 
     patient = sub.add_parser("patient", help="enrol patients").add_subparsers(
         dest="patient_command", required=True, metavar="ACTION"
