@@ -160,3 +160,11 @@ def test_eval_prints_a_json_summary_and_writes_the_report(tmp_path: Path) -> Non
     }
     missing = vot(tmp_path, "eval", str(tmp_path / "nope.csv"))
     assert missing.returncode == 1 and "no labels file" in missing.stderr
+
+
+def test_calibrate_without_verdicts_keeps_the_bands_and_says_why(tmp_path: Path) -> None:
+    result = vot(tmp_path, "calibrate", "--version", "v9", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["auto_accept"], summary["reject_below"], summary["reviewed"]) == (0.9, 0.1, 0)
+    assert len(summary["notes"]) == 2 and "written" not in summary

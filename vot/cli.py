@@ -171,6 +171,46 @@ def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(settings: Settings, args: argparse.Namespace) -> int:
+    from vot import calibrate
+    from vot.db import get_engine
+    from vot.migrations import upgrade
+    from vot.triage import load_thresholds
+
+    current = load_thresholds(settings.models_dir, settings.threshold_version)
+    engine = get_engine(settings)
+    upgrade(engine)
+    with engine.connect() as conn:
+        verdicts = calibrate.final_verdicts(conn, args.model_version)
+    result = calibrate.choose_bands(
+        verdicts, current, args.version, args.target_precision, args.min_reviewed
+    )
+    summary = {
+        "version": args.version,
+        "from_version": current.version,
+        "auto_accept": result.thresholds.auto_accept,
+        "reject_below": result.thresholds.reject_below,
+        "reviewed": result.reviewed,
+        "accepted": result.accepted,
+        "auto_accept_precision": result.auto_accept_precision,
+        "auto_accept_count": result.auto_accept_count,
+        "reject_accepted_share": result.reject_accepted_share,
+        "reject_count": result.reject_count,
+        "notes": result.notes,
+    }
+    if not args.dry_run:
+        path = calibrate.write(
+            result,
+            settings.models_dir,
+            from_version=current.version,
+            target_precision=args.target_precision,
+        )
+        summary["written"] = str(path)
+        summary["use_with"] = f"VOT_THRESHOLD_VERSION={args.version}"
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
 def cmd_patient_add(settings: Settings, args: argparse.Namespace) -> int:
     from vot import accounts
     from vot.db import get_engine
@@ -320,6 +360,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("eval", cmd_eval, "score a labelled set of clips and report how well it ranks them")
     p.add_argument("labels", help="labels CSV: path,ingestion,face_visible,... (paths relative)")
     p.add_argument("--out", default="eval-report", help="folder for report.json, clips.csv, PNG")
+
+    p = add("calibrate", cmd_calibrate, "derive new triage bands from supervisors' verdicts")
+    p.add_argument("--version", required=True, help="name of the new thresholds version")
+    p.add_argument("--target-precision", type=float, default=0.98)
+    p.add_argument("--min-reviewed", type=_positive, default=30)
+    p.add_argument("--model-version", help="only verdicts on scores of this model")
+    p.add_argument("--dry-run", action="store_true", help="print, do not write the file")
 
     patient = sub.add_parser("patient", help="enrol patients").add_subparsers(
         dest="patient_command", required=True, metavar="ACTION"
