@@ -38,6 +38,24 @@ def index() -> Any:
     return render_template("patients.html", rows=rows, code=prefix, page=page, page_size=PAGE_SIZE)
 
 
+@bp.get("/<int:patient_id>/link")
+def link_card(patient_id: int) -> Any:
+    """A printable card with the patient's personal upload link as a QR code."""
+    import segno
+
+    from vot import tokens
+    from vot.db import audit
+
+    with web.engine().begin() as conn:
+        code = review.calendar(conn, g.user, patient_id).code  # 404 outside the clinic
+        token = tokens.link_token(conn, web.settings().secret_key, code, actor=g.user.username)
+        audit(conn, g.user.username, "patient.link_printed", f"patient:{patient_id}")
+    url = tokens.patient_url(web.settings().public_url, token)
+    # Inline SVG is markup, not script: the CSP needs no exception for it.
+    qr = segno.make(url, error="m").svg_inline(scale=6, title="personal upload link")
+    return render_template("patient_link.html", code=code, url=url, qr=qr)
+
+
 @bp.get("/<int:patient_id>")
 def calendar(patient_id: int) -> Any:
     with web.engine().connect() as conn:

@@ -363,3 +363,24 @@ def test_missing_video_file_is_404_not_500(client: FlaskClient, engine, world: W
         sub = add_sub(conn, world.patient_a, world.today, 0.5)
     login(client)
     assert client.get(f"/review/{sub}/video").status_code == 404
+
+
+def test_printable_upload_link_with_qr_code(
+    client: FlaskClient,
+    app: Flask,
+    engine,
+    world: World,  # type: ignore[no-untyped-def]
+) -> None:
+    login(client)
+    calendar = client.get(f"/patients/{world.patient_a}").get_data(as_text=True)
+    assert f'href="/patients/{world.patient_a}/link"' in calendar
+    card = client.get(f"/patients/{world.patient_a}/link").get_data(as_text=True)
+    url = re.search(r"<code>(http://[^<]+/p/([A-Za-z0-9_-]+))</code>", card)
+    assert url and "<svg" in card
+    # The printed link is the patient's live link: it opens their page.
+    assert client.get(f"/p/{url.group(2)}").status_code == 200
+    assert audit_count(engine, "patient.link_printed") == 1
+    assert client.get(f"/patients/{world.patient_b}/link").status_code == 404
+    analyst = app.test_client()
+    login(analyst, "analyst")
+    assert analyst.get(f"/patients/{world.patient_a}/link").status_code == 403
