@@ -7,11 +7,14 @@ appear under their pseudonym. The API is described in ``static/openapi.json``.
 from __future__ import annotations
 
 import io
+import logging
+import threading
 from dataclasses import asdict
 from datetime import date
 from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, redirect, render_template, request, url_for
+from sqlalchemy import Engine
 
 from review_ui import auth, web
 from vot import analytics, export
@@ -19,6 +22,7 @@ from vot.adherence import STANDARD
 from vot.db import audit, utcnow
 from vot.ledger import Scope
 
+logger = logging.getLogger(__name__)
 bp = Blueprint("analyst", __name__)
 ROLES = ("analyst", "admin")
 MAX_LIMIT = 10_000
@@ -111,11 +115,36 @@ def definitions() -> Any:
     return jsonify(export.definitions(STANDARD))
 
 
+_refreshing = threading.Lock()
+
+
+def _refresh_in_background(engine: Engine) -> None:
+    try:
+        with engine.begin() as conn:
+            analytics.refresh(conn, utcnow())
+    except Exception:  # a thread has no one to raise to: say so in the log
+        logger.exception("refreshing the adherence snapshot failed")
+    finally:
+        _refreshing.release()
+
+
 def _dashboard() -> analytics.Dashboard:
+    """The dashboard from the snapshot: computed now if there is none; if it is stale, it is
+    served as it is while a background thread recomputes it (a national refresh takes minutes).
+    """
     district = request.args.get("district", "").strip() or None
     clinic = request.args.get("clinic", "").strip() or None
     with web.engine().begin() as conn:
-        analytics.ensure_fresh(conn, utcnow())
+        at = analytics.computed_at(conn)
+        if at is None:
+            analytics.refresh(conn, utcnow())
+        elif utcnow() - at > analytics.MAX_AGE and _refreshing.acquire(blocking=False):
+            threading.Thread(
+                target=_refresh_in_background,
+                args=(web.engine(),),
+                name="adherence-refresh",
+                daemon=True,
+            ).start()
         return analytics.dashboard(conn, district, clinic)
 
 

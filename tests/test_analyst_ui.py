@@ -7,8 +7,9 @@ import csv
 import io
 import json
 import re
+import threading
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import pytest
 from flask import Flask
@@ -21,7 +22,7 @@ from test_ledger import add_patient, add_video
 from review_ui import create_app
 from vot import accounts, schema
 from vot.config import REPO_ROOT, Settings
-from vot.db import utcnow
+from vot.db import as_utc, utcnow
 
 PASSWORD = "analyst-password-1"
 OPENAPI = REPO_ROOT / "review_ui" / "static" / "openapi.json"
@@ -242,3 +243,33 @@ def test_regimen_start_filter(client: FlaskClient, world: World) -> None:
     assert len(client.get(f"/api/v1/adherence?start_from={start}").get_json()["items"]) == 2
     assert client.get(f"/api/v1/adherence?start_from={later}").get_json()["items"] == []
     assert len(client.get("/api/v1/adherence?clinic=South+Clinic").get_json()["items"]) == 1
+
+
+def test_missing_snapshot_is_computed_and_a_stale_one_recomputed_in_the_background(
+    client: FlaskClient, world: World, engine
+) -> None:
+    sign_in(client, "ana")
+    snap = schema.adherence_snapshot
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(snap)).scalar() == 0
+    first = client.get("/api/v1/dashboard").get_json()  # none yet: computed by this request
+    assert first["computed_at"] is not None and first["summary"]["patients"] == 2
+    # A patient enrols after it, and the snapshot grows old.
+    old = utcnow() - timedelta(hours=2)
+    with engine.begin() as conn:
+        clinic = conn.execute(select(schema.clinics.c.id).limit(1)).scalar_one()
+        add_patient(conn, clinic, utcnow().date() - timedelta(days=3))
+        conn.execute(snap.update().values(computed_at=old))
+    # The page is served from the old figures, says so, and does not wait for new ones.
+    page = client.get("/analyst").get_data(as_text=True)
+    assert f"Figures as of {old:%Y-%m-%d %H:%M} UTC (older than 15 minutes" in page
+    assert "being recomputed" in page and "<dt>Patients</dt><dd>2</dd>" in page
+    for thread in threading.enumerate():
+        if thread.name == "adherence-refresh":
+            thread.join(timeout=60)
+            assert not thread.is_alive(), "the background refresh did not finish"
+    fresh = client.get("/api/v1/dashboard").get_json()
+    assert fresh["summary"]["patients"] == 3
+    assert as_utc(datetime.fromisoformat(fresh["computed_at"])) > old + timedelta(hours=1)
+    page = client.get("/analyst").get_data(as_text=True)
+    assert "being recomputed" not in page and "<dt>Patients</dt><dd>3</dd>" in page

@@ -203,6 +203,16 @@ def test_sql_figures_equal_the_pure_definition(engine, case: dict) -> None:
         pid, regimen, {d: Day(**v) for d, v in days.items()}, when, case["defs"]
     )
     assert sql == expected
+    # Each dose day's state, from the calendar series in SQL and from the pure definition.
+    with engine.connect() as conn:
+        calendar = ledger.day_states(conn, pid, case["now"], case["as_of"])
+    end = min(when.through, regimen.last)
+    states = [
+        (d, adherence.day_state(Day(**days.get(d, {})), case["dpd"], d <= end))
+        for d in (start + timedelta(days=i) for i in range((regimen.last - start).days + 1))
+        if regimen.scheduled(d)
+    ]
+    assert calendar == states
 
 
 @pytest.mark.parametrize("mask", [0b1111111, 0b0011111, 0b0010101, 0b1000000, 0b0000001])

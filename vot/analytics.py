@@ -2,7 +2,7 @@
 
 :func:`refresh` recomputes, inside the database, every patient's figures (the same SQL as the
 export) and twelve weeks of figures per clinic, district and nation; the dashboard then reads
-small tables instead of the whole ledger. :func:`ensure_fresh` refreshes a stale snapshot.
+small tables instead of the whole ledger.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
-    DateTime,
     Float,
     and_,
     case,
@@ -49,6 +48,7 @@ class seconds_between(FunctionElement[float]):  # noqa: N801 (an SQL function)
     inherit_cache = True
 
 
+@compiles(seconds_between)
 @compiles(seconds_between, "sqlite")
 def _seconds_sqlite(element: seconds_between, compiler: Any, **kw: Any) -> str:
     a, b = (compiler.process(arg, **kw) for arg in element.clauses)
@@ -71,7 +71,10 @@ def _weeks(now: datetime) -> list[int]:
     return [monday - 7 * i for i in range(WEEKS - 1, -1, -1)]
 
 
-def _adherence_by_week(conn: Connection, now: datetime, defs: Definitions, first: int) -> Any:
+Cells = dict[tuple[int, int], list[int]]  # (clinic id, week's epoch day) -> figures
+
+
+def _adherence_by_week(conn: Connection, now: datetime, defs: Definitions, first: int) -> Cells:
     """Expected and taken dose days per clinic and (patient-local) week."""
     countings = ledger.zones(conn, now, None)
     reg = ledger.regimens(tuple(countings), (), defs)
@@ -98,7 +101,7 @@ def _adherence_by_week(conn: Connection, now: datetime, defs: Definitions, first
         .where(f.c.d >= first)
         .group_by(reg.c.clinic_id, week)
     )
-    cells: dict[tuple[int, int], list[int]] = {}
+    cells: Cells = {}
     for clinic, ws, expected in conn.execute(base, params):
         cells[(clinic, ws)] = [int(expected or 0), 0]
     for clinic, ws, taken, excused, bonus in conn.execute(days, params):
@@ -108,9 +111,9 @@ def _adherence_by_week(conn: Connection, now: datetime, defs: Definitions, first
     return cells
 
 
-def _workload_by_week(conn: Connection, since: datetime) -> dict[tuple[int, int], list[int]]:
+def _workload_by_week(conn: Connection, since: datetime) -> Cells:
     """Videos, auto-accepted, decided, compared and agreed per clinic and (UTC) week."""
-    got: dict[tuple[int, int], list[int]] = {}
+    got: Cells = {}
     arrived = week_of(ledger.epoch_day(s.c.received_at))
     videos = (
         select(
@@ -206,70 +209,74 @@ def _median_decision(conn: Connection, since: datetime) -> dict[tuple[str, str, 
 
 def refresh(conn: Connection, now: datetime, defs: Definitions = STANDARD) -> datetime:
     """Recompute the snapshot and the weekly figures in the caller's transaction; returns
-    ``now``, the time they are computed at."""
-    if conn.dialect.name == "postgresql":  # one refresh at a time; readers carry on
-        conn.execute(text("LOCK TABLE adherence_snapshot, analytics_weekly IN EXCLUSIVE MODE"))
+    ``now``, the time they are computed at.
+
+    Everything is read first and written at the end, so the write lock (all of SQLite's) is
+    held for the writing only, not for the minutes a national computation takes.
+    """
     with ledger.tuned(conn):
-        return _refresh(conn, now, defs)
-
-
-def _refresh(conn: Connection, now: datetime, defs: Definitions) -> datetime:
-    conn.execute(delete(snap))
-    countings = ledger.zones(conn, now, None)
-    f = ledger.figures_statement(tuple(countings), (), defs).order_by(None).subquery()
-    conn.execute(
-        snap.insert().from_select(
-            [
-                "patient_id",
-                "clinic_id",
-                "regimen_start",
-                "as_of",
-                "expected",
-                "taken",
-                "excused",
-                "missed",
-                "longest_missed_run",
-                "flag_below",
-                "flag_ltfu",
-                "completed",
-                "computed_at",
-            ],
-            select(
-                f.c.pid,
-                f.c.clinic_id,
-                f.c.start_date,
-                ledger.day_of(f.c.as_of),
-                f.c.expected,
-                f.c.taken,
-                f.c.excused,
-                f.c.missed,
-                f.c.run,
-                f.c.below,
-                f.c.ltfu,
-                f.c.completed,
-                literal(now, DateTime(timezone=True)),
-            ),
-        ),
-        ledger.zone_params(countings),
-    )
-    first = _weeks(now)[0]
+        patients = _snapshot(conn, now, defs)
+        first = _weeks(now)[0]
+        adherence = _adherence_by_week(conn, now, defs, first)
     since = datetime.combine(ledger.from_epoch(first), datetime.min.time(), UTC)
+    with ledger.tuned(conn, streaming=False):
+        workload = _workload_by_week(conn, since)
+        medians = _median_decision(conn, since)
+    if conn.dialect.name == "postgresql":  # one writer at a time; readers carry on
+        conn.execute(text("LOCK TABLE adherence_snapshot, analytics_weekly IN EXCLUSIVE MODE"))
+    conn.execute(delete(snap))
+    for start in range(0, len(patients), 5000):
+        conn.execute(snap.insert(), patients[start : start + 5000])
+    _weekly(conn, now, first, adherence, workload, medians)
+    logger.info("adherence snapshot refreshed for %s: %s patients", now, len(patients))
+    return now
+
+
+def _snapshot(conn: Connection, now: datetime, defs: Definitions) -> list[dict[str, Any]]:
+    """Every patient's snapshot row, computed by the export's SQL."""
+    countings = ledger.zones(conn, now, None)
+    query = ledger.figures_statement(tuple(countings), (), defs).order_by(None)
+    return [
+        dict(
+            patient_id=row.pid,
+            clinic_id=row.clinic_id,
+            regimen_start=row.start_date,
+            as_of=ledger.from_epoch(row.as_of),
+            expected=row.expected,
+            taken=row.taken,
+            excused=row.excused,
+            missed=row.missed,
+            longest_missed_run=row.run,
+            flag_below=bool(row.below),
+            flag_ltfu=bool(row.ltfu),
+            completed=bool(row.completed),
+            computed_at=now,
+        )
+        for row in conn.execute(query, ledger.zone_params(countings))
+    ]
+
+
+def _weekly(
+    conn: Connection,
+    now: datetime,
+    first: int,
+    adherence: Cells,
+    workload: Cells,
+    medians: dict[tuple[str, str, int], float],
+) -> None:
+    """Sum the per-clinic weeks into every scope (all, district, clinic) and store them."""
     clinics = {
         cid: (name, district)
         for cid, name, district in conn.execute(select(c.c.id, c.c.name, c.c.district))
     }
     totals: dict[tuple[str, str, int], list[int]] = {}
-    for parts, width, offset in (
-        (_adherence_by_week(conn, now, defs, first), 2, 0),
-        (_workload_by_week(conn, since), 5, 2),
-    ):
+    for parts, width, offset in ((adherence, 2, 0), (workload, 5, 2)):
         for (clinic, ws), values in parts.items():
             name, district = clinics[clinic]
             for key in (("all", "", ws), ("district", district, ws), ("clinic", name, ws)):
                 cell = totals.setdefault(key, [0] * 7)
                 for i in range(width):
                     cell[offset + i] += values[i]
-    medians = _median_decision(conn, since)
     conn.execute(delete(weekly))
     rows = [
         dict(
@@ -291,20 +298,10 @@ def _refresh(conn: Connection, now: datetime, defs: Definitions) -> datetime:
     ]
     if rows:
         conn.execute(weekly.insert(), rows)
-    logger.info("adherence snapshot refreshed: %s weekly rows", len(rows))
-    return now
 
 
 def computed_at(conn: Connection) -> datetime | None:
     return as_utc(conn.execute(select(func.max(snap.c.computed_at))).scalar())
-
-
-def ensure_fresh(conn: Connection, now: datetime, max_age: timedelta = MAX_AGE) -> datetime:
-    """The snapshot's time, after refreshing it when missing or older than ``max_age``."""
-    at = computed_at(conn)
-    if at is None or now - at > max_age:
-        return refresh(conn, now)
-    return at
 
 
 @dataclass(frozen=True)

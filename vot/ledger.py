@@ -29,6 +29,7 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    true,
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import ColumnElement, Select
@@ -55,6 +56,7 @@ class epoch_day(FunctionElement[int]):  # noqa: N801 (an SQL function)
     inherit_cache = True
 
 
+@compiles(epoch_day)  # SQLite, and str() of a statement
 @compiles(epoch_day, "sqlite")
 def _epoch_day_sqlite(element: epoch_day, compiler: Any, **kw: Any) -> str:
     return f"CAST(julianday({compiler.process(element.clauses, **kw)}) - 2440587.5 AS INTEGER)"
@@ -66,23 +68,6 @@ def _epoch_day_postgresql(element: epoch_day, compiler: Any, **kw: Any) -> str:
     if isinstance(element.clauses.clauses[0].type, DateTime):  # the day in UTC, not the session's
         value = f"({value} AT TIME ZONE 'UTC')"
     return f"(CAST({value} AS DATE) - DATE '1970-01-01')"
-
-
-class day_of(FunctionElement[date]):  # noqa: N801 (an SQL function)
-    """The DATE of an epoch day number (the inverse of :class:`epoch_day`)."""
-
-    type = Date()
-    inherit_cache = True
-
-
-@compiles(day_of, "sqlite")
-def _day_of_sqlite(element: day_of, compiler: Any, **kw: Any) -> str:
-    return f"date({compiler.process(element.clauses, **kw)} + 2440587.5)"
-
-
-@compiles(day_of, "postgresql")
-def _day_of_postgresql(element: day_of, compiler: Any, **kw: Any) -> str:
-    return f"(DATE '1970-01-01' + {compiler.process(element.clauses, **kw)})"
 
 
 def to_epoch(day: date) -> int:
@@ -423,6 +408,45 @@ def figures_statement(
     )
 
 
+STATE_NAMES = {
+    TAKEN: "taken",
+    EXCUSED: "excused",
+    PENDING_DAY: "pending",
+    UNCLEAR: "unclear",
+    REJECTED: "rejected",
+}
+
+
+def day_states(
+    conn: Connection, patient_id: int, now: datetime, as_of: date | None = None
+) -> list[tuple[date, str]]:
+    """Each dose day of the patient's latest regimen with its state, as the ledger's SQL sees it.
+
+    States are named as in :data:`vot.adherence.STATES`. The regimen's days come from a
+    calendar series in SQL, left-joined to the recorded days, so a test can hold every day
+    against :func:`vot.adherence.day_state`.
+    """
+    scope = Scope(patient_id=patient_id)
+    countings = zones(conn, now, as_of, scope)
+    reg = regimens(tuple(countings), scope.shape, STANDARD)
+    series = select(reg.c.start.label("d")).cte("series", recursive=True)
+    series = series.union_all(
+        select(series.c.d + 1).where(series.c.d < select(reg.c.last).scalar_subquery())
+    )
+    f = day_flags(reg, True, gaps=False)
+    ended = series.c.d <= select(reg.c.e).scalar_subquery()
+    state = case((f.c.st.in_(list(STATE_NAMES)), f.c.st), (ended, MISSED), else_=literal(0))
+    query = (
+        select(series.c.d, state)
+        .select_from(series.join(reg, true()).outerjoin(f, f.c.d == series.c.d))
+        .where(is_dose_day(series.c.d, reg.c.mask))
+        .order_by(series.c.d)
+    )
+    params = {**zone_params(countings), **scope.params}
+    names = {**STATE_NAMES, MISSED: "missed", 0: "not_due"}
+    return [(from_epoch(d), names[code]) for d, code in conn.execute(query, params)]
+
+
 @dataclass(frozen=True)
 class Row:
     """One patient's figures with what an analyst may see of them: no code, no name."""
@@ -442,21 +466,26 @@ PG_SETTINGS = {"jit": "off", "enable_hashagg": "off", "work_mem": "64MB"}
 
 
 @contextmanager
-def tuned(conn: Connection) -> Iterator[None]:
-    """PostgreSQL settings for the ledger queries, for this transaction only; then restored."""
+def tuned(conn: Connection, streaming: bool = True) -> Iterator[None]:
+    """PostgreSQL settings for the ledger queries (``streaming``: also no hash aggregates),
+    for this transaction only; then restored."""
     if conn.dialect.name != "postgresql":
         yield
         return
-    before = {
-        name: conn.execute(select(func.current_setting(name))).scalar_one() for name in PG_SETTINGS
-    }
-    for name, value in PG_SETTINGS.items():
-        conn.execute(select(func.set_config(name, value, True)))
+    wanted = PG_SETTINGS if streaming else {"jit": "off"}
+    before = conn.execute(select(*(func.current_setting(name) for name in wanted))).one()
+    conn.execute(select(*(func.set_config(name, value, True) for name, value in wanted.items())))
     try:
         yield
     finally:
-        for name, value in before.items():
-            conn.execute(select(func.set_config(name, value, True)))
+        conn.execute(
+            select(
+                *(
+                    func.set_config(name, value, True)
+                    for name, value in zip(wanted, before, strict=True)
+                )
+            )
+        )
 
 
 def figures(
@@ -471,8 +500,9 @@ def figures(
     """Every figure per patient in ``scope`` as of ``as_of`` (None: each patient's today)."""
     countings = zones(conn, now, as_of, scope)
     query = figures_statement(tuple(countings), scope.shape, defs).limit(limit).offset(offset)
-    with tuned(conn):
-        found = conn.execute(query, {**zone_params(countings), **scope.params}).all()
+    params = {**zone_params(countings), **scope.params}
+    with tuned(conn, streaming=scope.patient_id is None):  # one patient: a few hundred rows
+        found = conn.execute(query, params).all()
     rows = []
     for row in found:
         last_taken = from_epoch(row.last_taken) if row.last_taken is not None else None
