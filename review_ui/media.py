@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, abort, g, redirect, request, send_file
+from werkzeug.exceptions import HTTPException
 
 from review_ui import auth, web
 from vot import review
@@ -33,11 +34,31 @@ def reviewers_only() -> Any:
 
 
 def _checked(sub_id: int, action: str, **detail: Any) -> review.ItemDetail:
-    """The item if the reviewer may see it (else 404), with the access written to the audit log."""
+    """The item if the reviewer may see it (else 404), with the access written to the audit log.
+
+    Raises:
+        Gone: the video was deleted under the retention policy or erased (HTTP 410).
+    """
     with web.engine().begin() as conn:
         found = review.item(conn, g.user, sub_id, history=False)
         audit(conn, g.user.username, action, f"submission:{sub_id}", **detail)
+    if found.video.gone:
+        raise Gone(found.video.message)
     return found
+
+
+class Gone(HTTPException):
+    """The video is deleted for good; the page says when and why instead of a bare 404."""
+
+    code = 410
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+
+
+@bp.errorhandler(Gone)
+def gone(exc: Gone) -> Any:
+    return web.error(410, exc.description or "This video was deleted.")
 
 
 def _serve(key: str | None, mimetype: str) -> Any:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, g, render_template, request
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from sqlalchemy import Connection, select
 
 from review_ui import auth, web
-from vot import review
+from vot import retention, review, schema
+from vot.storage import StorageError
 
 bp = Blueprint("patients", __name__, url_prefix="/patients")
 PAGE_SIZE = 100
@@ -74,3 +76,68 @@ def calendar(patient_id: int) -> Any:
     return render_template(
         "patient.html", cal=cal, weeks=weeks, totals=totals, state_text=STATE_TEXT
     )
+
+
+def _code(conn: Connection, patient_id: int) -> str:
+    """The patient's code when the user may act for them (admin, or their clinic's supervisor).
+
+    Raises:
+        vot.review.NotFound: no such patient for this user (404).
+    """
+    p = schema.patients
+    query = select(p.c.code).where(p.c.id == patient_id)
+    if g.user.clinic_scope is not None:
+        query = query.where(p.c.clinic_id == g.user.clinic_scope)
+    code = conn.execute(query).scalar_one_or_none()
+    if code is None:
+        raise review.NotFound(f"no patient {patient_id} for this user")
+    return str(code)
+
+
+def _erase_page(patient_id: int, error: str | None = None, reason: str = "") -> Any:
+    with web.engine().connect() as conn:
+        code = _code(conn, patient_id)
+        preview = retention.erasure_preview(conn, patient_id)
+    page = render_template(
+        "patient_erase.html",
+        patient_id=patient_id,
+        code=code,
+        preview=preview,
+        error=error,
+        reason=reason,
+        max_reason=retention.MAX_REASON,
+    )
+    return (page, 400) if error else page
+
+
+@bp.get("/<int:patient_id>/erase")
+def erase_confirm(patient_id: int) -> Any:
+    """Ask for the reason and the patient's code before erasing their videos."""
+    return _erase_page(patient_id)
+
+
+@bp.post("/<int:patient_id>/erase")
+def erase(patient_id: int) -> Any:
+    """Erase the patient's videos (the decisions stay); audited under the user's name."""
+    reason = request.form.get("reason", "")
+    with web.engine().connect() as conn:
+        code = _code(conn, patient_id)
+    if request.form.get("confirm_code", "").strip() != code:
+        return _erase_page(patient_id, f"type the patient's code {code} to confirm", reason)
+    try:
+        report = retention.erase_patient(
+            web.engine(),
+            web.storage(),
+            web.settings(),
+            code,
+            actor=g.user.username,
+            reason=reason,
+        )
+    except (retention.ErasureError, StorageError) as exc:
+        return _erase_page(patient_id, str(exc), reason)
+    flash(
+        f"Erased the videos of {code}: {len(report.submissions)} dose video(s), "
+        f"{report.objects} stored file(s), {report.uploads} upload(s) in progress. "
+        "Decisions and the audit log remain."
+    )
+    return redirect(url_for("patients.calendar", patient_id=patient_id))

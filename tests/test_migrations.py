@@ -47,3 +47,44 @@ def test_newer_database_is_refused(engine) -> None:
         )
     with pytest.raises(RuntimeError, match="newer than this vot"):
         upgrade(engine)
+
+
+def test_version_5_database_gets_the_retention_columns_keeping_its_rows(engine) -> None:
+    from datetime import date
+
+    from vot.db import as_utc
+
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        for column in ("raw_deleted_at", "review_deleted_at", "erased_at"):
+            conn.execute(text(f"ALTER TABLE submissions DROP COLUMN {column}"))
+        conn.execute(
+            schema.schema_migrations.delete().where(schema.schema_migrations.c.version > 5)
+        )
+        conn.execute(schema.clinics.insert().values(id=1, name="C", district="", created_at=now))
+        conn.execute(
+            schema.patients.insert().values(
+                id=1, code="P-1", clinic_id=1, timezone="UTC", pseudonym="p1", created_at=now
+            )
+        )
+        # Written without the new columns, as a version-5 vot would.
+        conn.execute(
+            text(
+                "INSERT INTO submissions (id, patient_id, dose_date, received_at, content_sha256,"
+                " size_bytes, original_filename, raw_key, status, attempts, updated_at) VALUES"
+                " (1, 1, :day, :now, 'ab', 10, 'v.mp4', 'raw/ab/ab', 'accepted', 1, :now)"
+            ),
+            {"day": date(2024, 3, 1), "now": now},
+        )
+    assert current_version(engine) == 5
+    assert upgrade(engine) == [6]
+    s = schema.submissions
+    with engine.connect() as conn:
+        columns = {c["name"] for c in inspect(conn).get_columns("submissions")}
+        assert {"raw_deleted_at", "review_deleted_at", "erased_at"} <= columns
+        row = conn.execute(select(s.c.status, s.c.raw_key, s.c.raw_deleted_at, s.c.erased_at)).one()
+    assert tuple(row) == ("accepted", "raw/ab/ab", None, None)
+    with engine.begin() as conn:  # the new columns take a time with its zone
+        conn.execute(s.update().values(review_deleted_at=now))
+        stored = conn.execute(select(s.c.review_deleted_at)).scalar_one()
+    assert as_utc(stored) == now

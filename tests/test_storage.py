@@ -102,3 +102,22 @@ def test_s3_outage_is_a_storage_error(tmp_path: Path) -> None:
     src.write_bytes(b"x")
     with pytest.raises(StorageError, match="could not store raw/x"):
         storage.put_file("raw/x", src)
+
+
+@pytest.mark.parametrize("kind", ["local", "s3"])
+def test_delete_prefix_removes_a_folder_and_nothing_beside_it(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    storage = request.getfixturevalue(kind)
+    src = tmp_path / "still.jpg"
+    src.write_bytes(b"jpeg")
+    many = [f"stills/7/{ms}.jpg" for ms in range(1005)]  # more than one S3 listing page
+    for key in [*many, "stills/70/1.jpg", "stills/7.jpg", "review/7.mp4"]:
+        storage.put_file(key, src)
+    assert storage.delete_prefix("stills/7") == len(many)
+    assert not storage.exists("stills/7/0.jpg") and not storage.exists("stills/7/1004.jpg")
+    assert storage.exists("stills/70/1.jpg") and storage.exists("stills/7.jpg")
+    assert storage.exists("review/7.mp4")
+    assert storage.delete_prefix("stills/7") == 0  # again: nothing there, no error
+    with pytest.raises(StorageError, match="whole store"):
+        storage.delete_prefix("/")

@@ -248,6 +248,66 @@ def cmd_patient_link(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_patient_erase(settings: Settings, args: argparse.Namespace) -> int:
+    from vot.db import get_engine
+    from vot.migrations import upgrade
+    from vot.retention import erase_patient
+    from vot.storage import open_storage
+
+    engine = get_engine(settings)
+    upgrade(engine)
+    actor = f"cli:{args.by}" if args.by else "cli"
+    report = erase_patient(
+        engine, open_storage(settings), settings, args.code, actor=actor, reason=args.reason
+    )
+    print(
+        f"patient {report.code}: videos of {len(report.submissions)} submission(s) erased, "
+        f"{report.objects} stored object(s) and {report.uploads} upload(s) in progress removed"
+        + (f", processing stopped for {report.stopped}" if report.stopped else "")
+        + (
+            f"; {report.shared_kept} raw file(s) kept (another patient sent the same bytes)"
+            if report.shared_kept
+            else ""
+        )
+        + "; decisions and the audit log remain"
+    )
+    return 0
+
+
+def cmd_retention(settings: Settings, args: argparse.Namespace) -> int:
+    from vot.db import get_engine
+    from vot.migrations import upgrade
+    from vot.retention import apply_retention
+    from vot.storage import open_storage
+
+    engine = get_engine(settings)
+    if not args.dry_run:
+        upgrade(engine)
+    report = apply_retention(engine, open_storage(settings), settings, dry_run=args.dry_run)
+    summary: dict[str, object] = {
+        "dry_run": report.dry_run,
+        "retain_raw_days": settings.retain_raw_days,
+        "retain_review_days": settings.retain_review_days,
+        "raw_deleted": len(report.raw),
+        "review_deleted": len(report.review),
+        "objects": report.objects,
+        "raw_kept_shared": report.shared_kept,
+        "rechecked_after_erasure": report.rechecked,
+    }
+    if args.json:
+        summary["raw_submission_ids"] = report.raw
+        summary["review_submission_ids"] = report.review
+        print(json.dumps(summary, indent=2))
+        return 0
+    verb = "would delete" if report.dry_run else "deleted"
+    print(
+        f"{verb} the raw uploads of {len(report.raw)} decided dose(s) (kept "
+        f"{settings.retain_raw_days} days) and the review copies of {len(report.review)} "
+        f"(kept {settings.retain_review_days} days): {report.objects} stored object(s)"
+    )
+    return 0
+
+
 def cmd_user_add(settings: Settings, args: argparse.Namespace) -> int:
     import getpass
 
@@ -368,7 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-version", help="only verdicts on scores of this model")
     p.add_argument("--dry-run", action="store_true", help="print, do not write the file")
 
-    patient = sub.add_parser("patient", help="enrol patients").add_subparsers(
+    patient = sub.add_parser("patient", help="enrol patients, links, erasure").add_subparsers(
         dest="patient_command", required=True, metavar="ACTION"
     )
     p = patient.add_parser("add", help="enrol a patient on a regimen")
@@ -388,6 +448,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(fn=cmd_patient_link)
         p.add_argument("code")
 
+    p = patient.add_parser(
+        "erase", help="erase every stored video of a patient at their request (decisions stay)"
+    )
+    p.set_defaults(fn=cmd_patient_erase)
+    p.add_argument("code")
+    p.add_argument("--reason", required=True, help="why (recorded in the audit log)")
+    p.add_argument("--by", help="who is carrying it out (recorded in the audit log)")
+
     user = sub.add_parser("user", help="staff accounts").add_subparsers(
         dest="user_command", required=True, metavar="ACTION"
     )
@@ -403,6 +471,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     db.add_parser("upgrade", help="create or upgrade the schema").set_defaults(fn=cmd_db_upgrade)
     add("sweep", cmd_sweep, "re-queue submissions whose job was lost")
+    p = add("retention", cmd_retention, "delete videos of decided doses past their retention")
+    p.add_argument("--dry-run", action="store_true", help="report what would go, delete nothing")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
 
     export = sub.add_parser("export", help="exports for analysts").add_subparsers(
         dest="export_command", required=True, metavar="WHAT"
@@ -447,12 +518,14 @@ def _is_user_error(exc: Exception) -> bool:
     from vot.accounts import AccountError
     from vot.ingest import IngestError
     from vot.media import MediaError
+    from vot.retention import ErasureError
     from vot.storage import StorageError
     from vot.triage import ThresholdError
 
     known = (
         ConfigError,
         AccountError,
+        ErasureError,
         IngestError,
         MediaError,
         StorageError,

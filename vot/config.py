@@ -44,6 +44,11 @@ class Settings:
     demo_password: str | None = field(default=None, repr=False)
     session_minutes: int = 480
     stale_after_s: int = 900
+    # Retention (README "Retention"): days after a dose is decided before its raw upload, and
+    # its review copy with poster and stills, are deleted; how often the sweeper applies it.
+    retain_raw_days: int = 7
+    retain_review_days: int = 90
+    retention_every_s: int = 3600
     log_level: str = "INFO"
 
     @property
@@ -82,6 +87,9 @@ _KNOWN = {
     "VOT_DEMO_PASSWORD",
     "VOT_SESSION_MINUTES",
     "VOT_STALE_AFTER_S",
+    "VOT_RETAIN_RAW_DAYS",
+    "VOT_RETAIN_REVIEW_DAYS",
+    "VOT_RETENTION_EVERY_S",
     "VOT_LOG_LEVEL",
 }
 _TEST_ONLY = {"VOT_TEST_REDIS_URL", "VOT_TEST_DATABASE_URL", "VOT_TEST_ARTIFACTS"}
@@ -160,6 +168,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     level = (env.get("VOT_LOG_LEVEL") or "INFO").upper()
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise ConfigError(f"VOT_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
+    retain_raw = _int(env, "VOT_RETAIN_RAW_DAYS", 7)
+    retain_review = _int(env, "VOT_RETAIN_REVIEW_DAYS", 90)
+    if retain_review < retain_raw:
+        # The review copy is the evidence a decision rests on; it never goes before the raw.
+        raise ConfigError(
+            f"VOT_RETAIN_REVIEW_DAYS ({retain_review}) must be at least "
+            f"VOT_RETAIN_RAW_DAYS ({retain_raw})"
+        )
     return Settings(
         data_dir=data_dir,
         database_url=database_url,
@@ -181,5 +197,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         demo_password=env.get("VOT_DEMO_PASSWORD") or None,
         session_minutes=_int(env, "VOT_SESSION_MINUTES", 480),
         stale_after_s=_int(env, "VOT_STALE_AFTER_S", 900),
+        retain_raw_days=retain_raw,
+        retain_review_days=retain_review,
+        retention_every_s=_int(env, "VOT_RETENTION_EVERY_S", 3600),
         log_level=level,
     )

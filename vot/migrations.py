@@ -61,6 +61,14 @@ def _v5_adherence(conn: Connection) -> None:
             index.create(conn, checkfirst=True)
 
 
+def _v6_retention(conn: Connection) -> None:
+    columns = {c["name"] for c in inspect(conn).get_columns("submissions")}
+    for name in ("raw_deleted_at", "review_deleted_at", "erased_at"):
+        if name not in columns:
+            kind = "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
+            conn.execute(text(f"ALTER TABLE submissions ADD COLUMN {name} {kind}"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -73,6 +81,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         5, "adherence: excusals, weekday mask, ledger indexes, dashboard snapshot", _v5_adherence
     ),
+    Migration(6, "retention: when each video was deleted, and erasures", _v6_retention),
 )
 HEAD = MIGRATIONS[-1].version
 

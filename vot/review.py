@@ -19,6 +19,7 @@ from sqlalchemy.sql import ColumnElement, Select
 
 from vot import adherence, schema
 from vot.db import as_utc, audit, utcnow
+from vot.retention import VideoState, video_state
 from vot.triage import BLOCKS_AUTO_ACCEPT
 
 logger = logging.getLogger(__name__)
@@ -364,6 +365,7 @@ class ItemDetail:
     max_faces: int | None
     model_version: str | None
     history: tuple[HistoryEntry, ...] = field(default=())
+    video: VideoState = field(default=VideoState(None, False))  # deleted or erased, and when
 
     @property
     def still_times_ms(self) -> tuple[int, ...]:
@@ -402,6 +404,8 @@ def item(conn: Connection, reviewer: Reviewer, sub_id: int, history: bool = True
                 sc.c.face_visible,
                 sc.c.max_faces,
                 sc.c.model_version,
+                s.c.review_deleted_at,
+                s.c.erased_at,
             ],
             reviewer,
             s.c.id == sub_id,
@@ -466,6 +470,7 @@ def item(conn: Connection, reviewer: Reviewer, sub_id: int, history: bool = True
         row.max_faces,
         row.model_version,
         entries,
+        video_state(row.review_deleted_at, row.erased_at),
     )
 
 

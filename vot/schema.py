@@ -121,6 +121,12 @@ submissions = Table(
     Column("reason", Text, nullable=True),
     Column("attempts", Integer, nullable=False, default=0),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # Migration 6, retention (vot.retention): when the raw upload, and the review copy with its
+    # poster and stills, were deleted; erased_at when that was at the patient's request. The
+    # keys stay, so a deletion that was cut short can be finished; the row and its decision stay.
+    Column("raw_deleted_at", DateTime(timezone=True), nullable=True),
+    Column("review_deleted_at", DateTime(timezone=True), nullable=True),
+    Column("erased_at", DateTime(timezone=True), nullable=True),
     # The same file sent twice for the same dose is one submission.
     UniqueConstraint("patient_id", "dose_date", "content_sha256", name="uq_submission_dose_file"),
     Index("ix_submissions_status", "status"),

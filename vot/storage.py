@@ -37,6 +37,9 @@ class Storage(Protocol):
     def delete(self, key: str) -> None:
         """Remove the object; no error if it is already gone."""
 
+    def delete_prefix(self, prefix: str) -> int:
+        """Remove every object whose key starts with ``prefix/``; returns how many there were."""
+
     def local_path(self, key: str) -> Path | None:
         """A path on this machine for the object, when the store is a local folder."""
 
@@ -87,7 +90,25 @@ class LocalStorage:
             raise StorageError(f"no object {key} in the store") from None
 
     def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
+        try:
+            self._path(key).unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageError(f"could not delete {key}: {exc.strerror or exc}") from exc
+
+    def delete_prefix(self, prefix: str) -> int:
+        if not prefix.strip("/"):
+            raise StorageError("refusing to delete the whole store")
+        folder = self._path(prefix.rstrip("/"))
+        if not folder.is_dir():
+            return 0
+        count = sum(1 for f in folder.rglob("*") if f.is_file())
+        try:
+            shutil.rmtree(folder)
+        except FileNotFoundError:
+            pass  # another process removed it first
+        except OSError as exc:
+            raise StorageError(f"could not delete {prefix}/: {exc.strerror or exc}") from exc
+        return count
 
     def local_path(self, key: str) -> Path | None:
         return self._path(key)
@@ -154,6 +175,38 @@ class S3Storage:
 
     def delete(self, key: str) -> None:
         self._call("delete", key, self.client.delete_object, Bucket=self.bucket, Key=self._key(key))
+
+    def delete_prefix(self, prefix: str) -> int:
+        if not prefix.strip("/"):
+            raise StorageError("refusing to delete the whole store")
+        full = self._key(prefix.rstrip("/")) + "/"
+        count, token = 0, None
+        while True:
+            more: dict[str, str] = {"ContinuationToken": token} if token else {}
+            page = self._call(
+                "list", prefix, self.client.list_objects_v2, Bucket=self.bucket, Prefix=full, **more
+            )
+            keys = [{"Key": o["Key"]} for o in page.get("Contents", ())]
+            if not keys:
+                return count
+            # A page holds at most 1000 keys, the most one delete_objects call takes.
+            reply = self._call(
+                "delete",
+                prefix,
+                self.client.delete_objects,
+                Bucket=self.bucket,
+                Delete={"Objects": keys, "Quiet": True},
+            )
+            if reply.get("Errors"):
+                first = reply["Errors"][0]
+                raise StorageError(
+                    f"could not delete {first.get('Key')} in s3://{self.bucket}: "
+                    f"{first.get('Code')} {first.get('Message')}"
+                )
+            count += len(keys)
+            token = page.get("NextContinuationToken")
+            if not token:
+                return count
 
     def local_path(self, key: str) -> Path | None:
         return None

@@ -20,6 +20,8 @@ from workers.queue import WORKER_QUEUES, connect, sweep
 logger = logging.getLogger(__name__)
 
 SWEEP_EVERY_S = 30.0
+RETENTION_BATCH = 500  # submissions per kind per pass: a modest, steady rate on the store
+RETENTION_FIRST_AFTER_S = 60.0  # not in the rush of starting up
 
 
 def wait_for_redis(url: str, timeout_s: float = 30.0) -> None:
@@ -35,14 +37,37 @@ def wait_for_redis(url: str, timeout_s: float = 30.0) -> None:
         time.sleep(0.5)
 
 
+def retention_pass(settings: Settings) -> None:
+    """Apply the retention policy to one batch of decided doses (the rest in later passes)."""
+    from vot.db import get_engine
+    from vot.retention import apply_retention
+    from vot.storage import open_storage
+
+    report = apply_retention(
+        get_engine(settings), open_storage(settings), settings, limit=RETENTION_BATCH
+    )
+    if report.more:
+        logger.info("retention: more videos are due; the next pass goes on")
+
+
 def sweeper_loop(settings: Settings, stop: threading.Event, every_s: float = SWEEP_EVERY_S) -> None:
-    """Re-queue lost work every ``every_s`` seconds until ``stop`` is set."""
+    """Re-queue lost work every ``every_s`` seconds, and apply retention every
+    ``settings.retention_every_s``, until ``stop`` is set."""
     redis = connect(queue_url(settings))
+    next_retention = time.monotonic() + RETENTION_FIRST_AFTER_S
     while not stop.is_set():
         try:
             sweep(redis, settings)
         except Exception:  # keep sweeping: a Redis or database blip must not end the loop
             logger.exception("sweep failed; trying again in %.0f s", every_s)
+        if time.monotonic() >= next_retention:
+            next_retention = time.monotonic() + settings.retention_every_s
+            try:
+                retention_pass(settings)
+            except Exception:  # a store outage: videos are kept a little longer, never lost
+                logger.exception(
+                    "retention failed; trying again in %.0f s", settings.retention_every_s
+                )
         stop.wait(every_s)
 
 
