@@ -276,13 +276,15 @@ def cmd_patient_erase(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_retention(settings: Settings, args: argparse.Namespace) -> int:
     from vot.db import get_engine
-    from vot.migrations import upgrade
+    from vot.migrations import HEAD, current_version, upgrade
     from vot.retention import apply_retention
     from vot.storage import open_storage
 
     engine = get_engine(settings)
     if not args.dry_run:
         upgrade(engine)
+    elif current_version(engine) != HEAD:  # a dry run changes nothing, the schema included
+        raise RuntimeError("the database schema is not current; run `vot db upgrade` first")
     report = apply_retention(engine, open_storage(settings), settings, dry_run=args.dry_run)
     summary: dict[str, object] = {
         "dry_run": report.dry_run,
