@@ -56,6 +56,10 @@ class MediaInfo:
     rotation: int  # degrees clockwise the player turns the stored frames, one of 0/90/180/270
     has_audio: bool
     container: str
+    profile: str = ""  # e.g. "High", "Main", "Constrained Baseline"; "" when not printed
+    pix_fmt: str = ""  # e.g. "yuv420p"
+    bitrate_kbps: int = 0  # the whole file's average; 0 when unknown
+    audio_codec: str = ""  # e.g. "aac", "opus"; "" without sound
 
     @property
     def portrait(self) -> bool:
@@ -65,6 +69,10 @@ class MediaInfo:
 _DURATION = re.compile(r"Duration:\s*(\d+):(\d+):(\d+(?:\.\d+)?)")
 _INPUT = re.compile(r"Input #0, ([\w,]+), from")
 _VIDEO = re.compile(r"Stream #0:\d+.*?: Video: (\w+)(.*)")
+_AUDIO = re.compile(r"Stream #0:\d+.*?: Audio: (\w+)")
+_PROFILE = re.compile(r"^ \(([^)]+)\)")
+_PIX_FMT = re.compile(r"^[^,]*, (\w+)")
+_BITRATE = re.compile(r"Duration:.*bitrate: (\d+) kb/s")
 _SIZE = re.compile(r"\b(\d{2,5})x(\d{2,5})\b")
 _FPS = re.compile(r"(\d+(?:\.\d+)?) (?:fps|tbr)")
 _ROTATION = re.compile(r"rotation of (-?\d+(?:\.\d+)?) degrees", re.IGNORECASE)
@@ -103,6 +111,10 @@ def parse_probe(text: str) -> MediaInfo:
     if rotation in (90, 270):
         width, height = height, width
     container = _INPUT.search(text)
+    profile = _PROFILE.match(rest)
+    pix_fmt = _PIX_FMT.match(rest)
+    bitrate = _BITRATE.search(text)
+    audio = _AUDIO.search(text)
     return MediaInfo(
         duration_s=duration_s,
         codec=codec,
@@ -112,6 +124,10 @@ def parse_probe(text: str) -> MediaInfo:
         rotation=rotation,
         has_audio="Audio:" in text,
         container=container.group(1) if container else "",
+        profile=profile.group(1) if profile else "",
+        pix_fmt=pix_fmt.group(1) if pix_fmt else "",
+        bitrate_kbps=int(bitrate.group(1)) if bitrate else 0,
+        audio_codec=audio.group(1) if audio else "",
     )
 
 

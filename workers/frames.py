@@ -25,6 +25,10 @@ from vot.media import MediaError, MediaInfo, ffmpeg_exe, probe
 logger = logging.getLogger(__name__)
 
 
+# Decoders whose reference flags are reliable, so skipping non-reference pictures is safe.
+_SKIPPABLE = {"h264", "hevc"}
+
+
 @dataclass(frozen=True)
 class FrameSamplerOptions:
     """How frames are sampled.
@@ -36,6 +40,10 @@ class FrameSamplerOptions:
             slow consumer); ffmpeg is killed when it is reached.
         max_frames: stop after this many frames (None: the whole video).
         ffmpeg: ffmpeg binary; None finds one with :func:`vot.media.ffmpeg_exe`.
+        skip_nonref: in H.264 and HEVC, do not decode the pictures no other picture refers to
+            (most B-frames of a phone video). Sampling 10 of 30 frames a second needs few of
+            them, and leaving them out makes decoding up to a third cheaper; a sampled frame
+            is then at most one source frame away from its nominal time.
     """
 
     fps: float = 12.0
@@ -43,6 +51,7 @@ class FrameSamplerOptions:
     timeout_s: float = 300.0
     max_frames: int | None = None
     ffmpeg: str | None = None
+    skip_nonref: bool = False
 
 
 @dataclass(frozen=True)
@@ -100,6 +109,8 @@ def sample_frames(
     # ffmpeg rotates before the filter graph runs, so probe's displayed size is the one to scale.
     vf = f"fps={opts.fps:g},scale={out_w}:{out_h}:flags=area,setsar=1"
     cmd = [ffmpeg_exe(opts.ffmpeg), "-hide_banner", "-nostdin", "-loglevel", "error"]
+    if opts.skip_nonref and info.codec in _SKIPPABLE:
+        cmd += ["-skip_frame", "noref"]
     cmd += ["-i", str(path), "-map", "0:v:0", "-an", "-sn", "-dn", "-vf", vf]
     if opts.max_frames is not None:
         cmd += ["-frames:v", str(opts.max_frames)]

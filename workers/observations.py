@@ -183,3 +183,20 @@ class FrameObservation:
     width: int = 0
     height: int = 0
     turned_deg: int = 0
+
+    def hand_reach(self) -> float:
+        """Nearest point of any hand to the main face's mouth, in face widths.
+
+        ``inf`` without a hand; 0 for hands next to a face that is not confirmed in this
+        frame (typically hidden by the hand itself, at the mouth): unknown counts as near.
+        """
+        if not self.hands:
+            return float("inf")
+        if not self.confirmed or not self.faces:
+            return 0.0
+        face = self.faces[0]
+        mouth = self.mouth.center if self.mouth is not None else face.mouth
+        nearest = min(
+            float(np.min(np.linalg.norm(h.landmarks - mouth, axis=1))) for h in self.hands
+        )
+        return nearest / max(face.width, 1e-6)

@@ -6,13 +6,16 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from vot.config import Settings, load_settings
 from vot.media import probe
-from workers.transcode import TranscodeOptions, transcode
+from workers.transcode import TranscodeOptions, copy_refusal, remux, transcode
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -25,18 +28,20 @@ class Processed:
 def make_review_copy(raw: Path, workdir: Path, settings: Settings) -> tuple[Path, Path | None]:
     """Probe ``raw`` and write its review copy and poster into ``workdir``.
 
+    A browser-ready upload is remuxed, any other re-encoded (see :mod:`workers.transcode`).
+
     Raises:
         vot.media.MediaError: the file is not a usable video.
     """
     info = probe(raw, settings.ffmpeg)
     review, poster = workdir / "review.mp4", workdir / "poster.jpg"
-    transcode(
-        raw,
-        review,
-        poster,
-        info,
-        TranscodeOptions(timeout_s=settings.transcode_timeout_s, ffmpeg=settings.ffmpeg),
-    )
+    options = TranscodeOptions(timeout_s=settings.transcode_timeout_s, ffmpeg=settings.ffmpeg)
+    refusal = copy_refusal(info, options)
+    if refusal is None:
+        remux(raw, review, poster, info, options)
+    else:
+        logger.debug("re-encoding %s: %s", raw.name, refusal)
+        transcode(raw, review, poster, info, options)
     return review, poster if poster.is_file() else None
 
 

@@ -16,6 +16,7 @@ from rq.worker import Worker
 from vot.config import Settings
 from vot.redis_server import is_up, queue_url
 from workers.queue import WORKER_QUEUES, connect, sweep
+from workers.scoring import preload
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +92,7 @@ def run_worker(
     if sweep_too and not burst:
         _thread, stop = start_sweeper(settings)
     queues = [Queue(q, connection=redis) for q in WORKER_QUEUES]
+    preload()  # each forked work-horse then starts with MediaPipe imported
     worker = Worker(queues, connection=redis, name=name)
     try:
         return worker.work(burst=burst, with_scheduler=True, logging_level=settings.log_level)

@@ -13,6 +13,16 @@ from workers.scorer import Scorer
 _scorers: dict[int, Scorer] = {}
 
 
+def preload() -> None:
+    """Import the scorer's libraries (MediaPipe, OpenCV) without starting any graph.
+
+    A worker calls this once before forking its work-horses, which then start each job with the
+    libraries loaded (about 0.7 s of CPU saved per job); graphs are made in the horse, since
+    threads do not survive a fork.
+    """
+    from mediapipe.python.solutions import face_detection, face_mesh, hands  # noqa: F401
+
+
 def shared_scorer() -> Scorer:
     """One scorer per process: loading the MediaPipe graphs costs more than a short clip.
 
