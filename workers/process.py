@@ -13,7 +13,7 @@ from typing import Any
 
 from vot.config import Settings, load_settings
 from vot.media import probe
-from workers.transcode import TranscodeOptions, copy_refusal, remux, transcode
+from workers.transcode import TranscodeOptions, copy_refusal, transcode
 
 logger = logging.getLogger(__name__)
 
@@ -37,11 +37,9 @@ def make_review_copy(raw: Path, workdir: Path, settings: Settings) -> tuple[Path
     review, poster = workdir / "review.mp4", workdir / "poster.jpg"
     options = TranscodeOptions(timeout_s=settings.transcode_timeout_s, ffmpeg=settings.ffmpeg)
     refusal = copy_refusal(info, options)
-    if refusal is None:
-        remux(raw, review, poster, info, options)
-    else:
+    if refusal is not None:
         logger.debug("re-encoding %s: %s", raw.name, refusal)
-        transcode(raw, review, poster, info, options)
+    transcode(raw, review, poster, info, options, remux=refusal is None)
     return review, poster if poster.is_file() else None
 
 

@@ -1,9 +1,9 @@
 """Make the review copy of an upload: browser-playable H.264 MP4 with faststart, plus a poster.
 
-Most uploads are re-encoded (:func:`transcode`): ffmpeg applies the rotation tag while
+Most uploads are re-encoded by :func:`transcode`: ffmpeg applies the rotation tag while
 decoding, so a sideways phone video comes out upright and the copy carries no rotation tag.
 An upload that browsers already play well, H.264 in MP4 of a sensible size and bitrate
-(:func:`copy_refusal` says why one is not), is only remuxed (:func:`remux`): the same
+(:func:`copy_refusal` says why one is not), is only remuxed (``remux=True``): the same
 compressed pictures with faststart and without the file's metadata (place, phone model), at
 about a twentieth of the CPU time; browsers apply its rotation tag themselves.
 
@@ -149,27 +149,22 @@ def build_copy_command(
 
 
 def transcode(
-    src: Path, review: Path, poster: Path, info: MediaInfo, options: TranscodeOptions | None = None
+    src: Path,
+    review: Path,
+    poster: Path,
+    info: MediaInfo,
+    options: TranscodeOptions | None = None,
+    remux: bool = False,
 ) -> None:
-    """Write the re-encoded review copy and poster for ``src``.
+    """Write the review copy and poster for ``src``: re-encoded, or with ``remux`` (for a
+    browser-ready ``src``, see :func:`copy_refusal`) the same pictures in a new file.
 
     Raises:
         MediaError: ffmpeg failed or took longer than the time limit; no output is left behind.
     """
     options = options or TranscodeOptions()
-    _run(build_command(src, review, poster, info, options), src, review, poster, options)
-
-
-def remux(
-    src: Path, review: Path, poster: Path, info: MediaInfo, options: TranscodeOptions | None = None
-) -> None:
-    """Write the review copy of a browser-ready ``src`` (see :func:`copy_refusal`) by remuxing.
-
-    Raises:
-        MediaError: ffmpeg failed or took longer than the time limit; no output is left behind.
-    """
-    options = options or TranscodeOptions()
-    _run(build_copy_command(src, review, poster, info, options), src, review, poster, options)
+    build = build_copy_command if remux else build_command
+    _run(build(src, review, poster, info, options), src, review, poster, options)
 
 
 def _run(cmd: list[str], src: Path, review: Path, poster: Path, options: TranscodeOptions) -> None:
