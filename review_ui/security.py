@@ -53,6 +53,16 @@ def _check_csrf() -> tuple[object, int] | None:
     )
 
 
+def _refuse_nul() -> tuple[object, int] | None:
+    # PostgreSQL refuses a NUL in text: turn it away here, not as a 500 from deep in a query.
+    values = [v for _, vs in request.args.lists() for v in vs]
+    if request.blueprint not in BEARER_BLUEPRINTS:  # the upload's bytes are not a form
+        values += [v for _, vs in request.form.lists() for v in vs]
+    if any("\x00" in v for v in values):
+        return web.error(400, "The request contains a NUL character.")
+    return None
+
+
 def content_security_policy(storage_url: str, s3_endpoint_url: str | None) -> str:
     """The CSP: only this site, no inline script; S3 added for media when videos live there."""
     media = "'self'"
@@ -70,6 +80,7 @@ def content_security_policy(storage_url: str, s3_endpoint_url: str | None) -> st
 
 def init_app(app: Flask, csp: str) -> None:
     """Install the CSRF check, the headers and the error handlers on ``app``."""
+    app.before_request(_refuse_nul)
     app.before_request(_check_csrf)
     app.jinja_env.globals["csrf_token"] = csrf_token
 

@@ -18,6 +18,7 @@ import os
 import re
 import secrets
 import subprocess
+import time
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from vot.config import Settings
 from vot.db import as_utc, utcnow
 from vot.ingest import Ingested, IngestError, ingest_file
 from vot.media import MediaError, ffmpeg_exe, probe
-from vot.storage import Storage
+from vot.storage import Storage, StorageError
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ MAX_OPEN_PER_PATIENT = 10  # bounds the disk a leaked link can fill
 BLOCK = 64 * 1024
 MAX_METADATA_CHARS = 4096
 MAX_FILENAME_CHARS = 100
+LOCK_WAIT_S = 2.0  # how long a request waits for another to let go of an upload
 FUTURE_SLACK = timedelta(hours=26)  # the phone's clock may be a time zone or so off
 _KEY = re.compile(r"[!-+\--~]{1,64}")  # printable ASCII without space or comma (tus)
 _ID = re.compile(r"[0-9a-f]{32}")
@@ -193,6 +195,7 @@ def create(
         BadMetadata: the metadata is malformed or ``recorded_at`` is not a usable time.
         TooLarge: ``length`` is over the upload limit.
         TooMany: the patient already has too many unfinished uploads.
+        vot.storage.StorageError: the disk has no room for the upload's file.
     """
     if length < 1:
         raise UploadError("the video is empty; record it again")
@@ -217,8 +220,11 @@ def create(
         ).scalar_one()
         if open_now >= MAX_OPEN_PER_PATIENT:
             raise TooMany("too many unfinished uploads; let them finish, or try again tomorrow")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(exist_ok=False)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch(exist_ok=False)
+        except OSError as exc:  # disk full (no room even for an empty file)
+            raise StorageError(f"could not start an upload: {exc.strerror or exc}") from exc
         conn.execute(
             u.insert().values(
                 id=upload_id,
@@ -241,6 +247,8 @@ def get(engine: Engine, patient_id: int, upload_id: str) -> Upload:
     Raises:
         NotFound: no such upload for this patient (or it expired).
     """
+    if not _ID.fullmatch(upload_id):  # e.g. a NUL, which PostgreSQL refuses in a query
+        raise NotFound("no such upload; it may have expired, so send the video again")
     with engine.connect() as conn:
         row = conn.execute(
             select(u).where(u.c.id == upload_id, u.c.patient_id == patient_id)
@@ -268,10 +276,18 @@ def _locked(path: Path) -> Iterator[BinaryIO]:
     except FileNotFoundError:
         raise NotFound("the upload's data is gone; send the video again") from None
     try:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise Busy("another request is writing this upload; try again shortly") from None
+        # Wait a little: a child process forked by another thread (ffmpeg probing some other
+        # upload) holds a copy of this lock until it execs, which made finishing answer 423.
+        deadline = time.monotonic() + LOCK_WAIT_S
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    message = "another request is writing this upload; try again shortly"
+                    raise Busy(message) from None
+                time.sleep(0.05)
         yield fh
     finally:
         fh.close()
@@ -284,6 +300,25 @@ def _check_can_append(up: Upload, offset: int, count: int) -> None:
         raise OffsetMismatch(f"the upload is at byte {up.offset}, not {offset}", up.offset)
     if count > up.length - up.offset:
         raise TooLarge(f"this piece goes past the declared length of {up.length} bytes")
+
+
+def _write_at(fd: int, start: int, data: bytes, upload_id: str) -> None:
+    view, position = memoryview(data), start
+    try:
+        while view:
+            done = os.pwrite(fd, view, position)
+            view, position = view[done:], position + done
+    except OSError as exc:  # disk full, quota, file size limit
+        os.ftruncate(fd, start)  # free what the block took; it is not counted
+        raise StorageError(f"could not save upload {upload_id}: {exc.strerror or exc}") from exc
+
+
+def _sync(fd: int, recorded: int, upload_id: str) -> None:
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        os.ftruncate(fd, recorded)  # none of this piece is known to be on disk
+        raise StorageError(f"could not save upload {upload_id}: {exc.strerror or exc}") from exc
 
 
 def append(
@@ -303,25 +338,27 @@ def append(
     Raises:
         NotFound, Refused, Busy, TooLarge: as their names say.
         OffsetMismatch: ``offset`` is not where the upload stands (its ``offset`` says where).
+        vot.storage.StorageError: the disk refused the bytes (full); those of the failed block
+            are dropped and the rest counted, so the client resumes once there is room.
     """
     _check_can_append(get(engine, patient_id, upload_id), offset, count)
     with _locked(part_path(settings, upload_id)) as fh:
         up = get(engine, patient_id, upload_id)  # another request may have moved it meanwhile
         _check_can_append(up, offset, count)
-        fh.truncate(up.offset)
-        fh.seek(up.offset)
+        # Unbuffered writes: a full disk fails the write that hit it, not a later flush.
+        fd = fh.fileno()
+        os.ftruncate(fd, up.offset)
         written = 0
         try:
             while written < count:
                 block = stream.read(min(BLOCK, count - written))
                 if not block:
                     break
-                fh.write(block)
+                _write_at(fd, up.offset + written, block, upload_id)
                 written += len(block)
         finally:
-            fh.flush()
-            os.fsync(fh.fileno())
             if written:
+                _sync(fd, up.offset, upload_id)
                 with engine.begin() as conn:
                     conn.execute(
                         u.update()
