@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, flash, g, jsonify, redirect, render_template, request, url_for
 
 from review_ui import auth, web
-from vot import review
+from vot import review_bulk, review_scope
 
 bp = Blueprint("bulk", __name__, url_prefix="/review/bulk")
 
@@ -21,13 +21,13 @@ def _number(name: str, cast: type) -> Any:
     try:
         return cast(request.values.get(name, ""))
     except ValueError:
-        raise review.ReviewError(f"{name} must be a number") from None
+        raise review_scope.ReviewError(f"{name} must be a number") from None
 
 
 @bp.get("")
 def preview() -> Any:
     with web.engine().connect() as conn:
-        found = review.bulk_preview(conn, g.user, _number("min", float))
+        found = review_bulk.bulk_preview(conn, g.user, _number("min", float))
     if web.wants_json():
         return jsonify(
             count=found.count,
@@ -42,7 +42,7 @@ def preview() -> Any:
 def accept() -> Any:
     min_confidence, upto_id = _number("min", float), _number("upto_id", int)
     with web.engine().begin() as conn:
-        done = review.bulk_accept(conn, g.user, min_confidence, upto_id)
+        done = review_bulk.bulk_accept(conn, g.user, min_confidence, upto_id)
     if web.wants_json():
         return jsonify(ok=True, accepted=done)
     flash(

@@ -17,7 +17,7 @@ from flask import Blueprint, abort, g, redirect, request, send_file
 from werkzeug.exceptions import HTTPException
 
 from review_ui import auth, web
-from vot import review
+from vot import review_item
 from vot.db import audit
 from vot.media import ffmpeg_exe
 from vot.storage import Storage
@@ -33,14 +33,14 @@ def reviewers_only() -> Any:
     return auth.require_roles(*auth.REVIEW_ROLES)
 
 
-def _checked(sub_id: int, action: str, **detail: Any) -> review.ItemDetail:
+def _checked(sub_id: int, action: str, **detail: Any) -> review_item.ItemDetail:
     """The item if the reviewer may see it (else 404), with the access written to the audit log.
 
     Raises:
         Gone: the video was deleted under the retention policy or erased (HTTP 410).
     """
     with web.engine().begin() as conn:
-        found = review.item(conn, g.user, sub_id, history=False)
+        found = review_item.item(conn, g.user, sub_id, history=False)
         audit(conn, g.user.username, action, f"submission:{sub_id}", **detail)
     if found.video.gone:
         raise Gone(found.video.message)

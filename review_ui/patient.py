@@ -14,7 +14,7 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from review_ui import i18n, web
-from vot import review, schema, tokens
+from vot import review_patients, review_scope, review_verdicts, schema, tokens
 from vot.accounts import Patient
 from vot.db import as_utc
 
@@ -23,8 +23,8 @@ HISTORY = 60  # submissions listed; two months of daily doses
 CHUNK_BYTES = 256 * 1024  # one request's worth on a slow, patchy link
 MAX_CLIP_S = 60  # the recorder stops here: a dose fits, and the file stays a few MB
 # Reasons a reviewer picks, as catalogue keys; a patient never sees internal error text.
-REASON_CODES = {r: r.replace(" ", "_") for r in review.REJECT_REASONS}
-REASON_CODES[review.UNCLEAR_REASON] = "again"
+REASON_CODES = {r: r.replace(" ", "_") for r in review_verdicts.REJECT_REASONS}
+REASON_CODES[review_verdicts.UNCLEAR_REASON] = "again"
 ENDED = (schema.REJECTED, schema.UNCLEAR)
 
 
@@ -136,10 +136,10 @@ def calendar() -> Any:
     """Each day of the patient's regimen with its state, and the adherence figures."""
     patient = bearer_patient()
     # The supervisors' calendar, asked as the patient's own clinic for this patient only: both
-    # see the same day states, computed in one place (vot.review and vot.adherence).
-    own_clinic = review.Reviewer(0, "patient", "supervisor", patient.clinic_id)
+    # see the same day states, computed in one place (vot.review_patients and vot.adherence).
+    own_clinic = review_scope.Reviewer(0, "patient", "supervisor", patient.clinic_id)
     with web.engine().connect() as conn:
-        cal = review.calendar(conn, own_clinic, patient.id)
+        cal = review_patients.calendar(conn, own_clinic, patient.id)
     figures = cal.adherence
     return jsonify(
         start=figures.regimen_start.isoformat(),

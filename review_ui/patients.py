@@ -8,7 +8,7 @@ from flask import Blueprint, flash, g, redirect, render_template, request, url_f
 from sqlalchemy import Connection, select
 
 from review_ui import auth, web
-from vot import retention, review, schema
+from vot import retention, review_patients, review_scope, schema
 from vot.storage import StorageError
 
 bp = Blueprint("patients", __name__, url_prefix="/patients")
@@ -36,7 +36,7 @@ def index() -> Any:
     page = request.args.get("page", "1")
     page = int(page) if page.isdigit() and int(page) > 0 else 1
     with web.engine().connect() as conn:
-        rows = review.patients(conn, g.user, prefix, PAGE_SIZE, (page - 1) * PAGE_SIZE)
+        rows = review_patients.patients(conn, g.user, prefix, PAGE_SIZE, (page - 1) * PAGE_SIZE)
     return render_template("patients.html", rows=rows, code=prefix, page=page, page_size=PAGE_SIZE)
 
 
@@ -49,7 +49,7 @@ def link_card(patient_id: int) -> Any:
     from vot.db import audit
 
     with web.engine().begin() as conn:
-        code = review.calendar(conn, g.user, patient_id).code  # 404 outside the clinic
+        code = review_patients.calendar(conn, g.user, patient_id).code  # 404 outside the clinic
         token = tokens.link_token(conn, web.settings().secret_key, code, actor=g.user.username)
         audit(conn, g.user.username, "patient.link_printed", f"patient:{patient_id}")
     url = tokens.patient_url(web.settings().public_url, token)
@@ -61,7 +61,7 @@ def link_card(patient_id: int) -> Any:
 @bp.get("/<int:patient_id>")
 def calendar(patient_id: int) -> Any:
     with web.engine().connect() as conn:
-        cal = review.calendar(conn, g.user, patient_id)
+        cal = review_patients.calendar(conn, g.user, patient_id)
     # Monday-first weeks; the first row is padded so weekdays line up in columns.
     lead = cal.days[0].day.weekday() if cal.days else 0
     weeks, row = [], [None] * lead
@@ -82,7 +82,7 @@ def _code(conn: Connection, patient_id: int) -> str:
     """The patient's code when the user may act for them (admin, or their clinic's supervisor).
 
     Raises:
-        vot.review.NotFound: no such patient for this user (404).
+        vot.review_scope.NotFound: no such patient for this user (404).
     """
     p = schema.patients
     query = select(p.c.code).where(p.c.id == patient_id)
@@ -90,7 +90,7 @@ def _code(conn: Connection, patient_id: int) -> str:
         query = query.where(p.c.clinic_id == g.user.clinic_scope)
     code = conn.execute(query).scalar_one_or_none()
     if code is None:
-        raise review.NotFound(f"no patient {patient_id} for this user")
+        raise review_scope.NotFound(f"no patient {patient_id} for this user")
     return str(code)
 
 

@@ -9,7 +9,7 @@ from flask import Blueprint, flash, g, jsonify, redirect, render_template, reque
 from sqlalchemy import Connection
 
 from review_ui import auth, web
-from vot import adherence, review, schema
+from vot import adherence, review_item, review_queue, review_scope, review_verdicts, schema
 from vot.db import utcnow
 
 bp = Blueprint("review", __name__, url_prefix="/review")
@@ -27,16 +27,16 @@ def _date(value: str | None, label: str) -> date | None:
     try:
         return date.fromisoformat(value) if value else None
     except ValueError:
-        raise review.ReviewError(f"{label} must be a date like 2024-03-31") from None
+        raise review_scope.ReviewError(f"{label} must be a date like 2024-03-31") from None
 
 
-def filters_from(args: Any) -> review.QueueFilters:
+def filters_from(args: Any) -> review_queue.QueueFilters:
     """Queue filters from query arguments (or the copy kept in the session).
 
     Raises:
-        vot.review.ReviewError: a malformed value (shown as 400).
+        vot.review_scope.ReviewError: a malformed value (shown as 400).
     """
-    return review.QueueFilters(
+    return review_queue.QueueFilters(
         patient_code=(args.get("patient") or "").strip() or None,
         date_from=_date(args.get("from"), "From"),
         date_to=_date(args.get("to"), "To"),
@@ -58,10 +58,10 @@ def queue() -> Any:
     page = request.args.get("page", "1")
     page = int(page) if page.isdigit() and int(page) > 0 else 1
     with web.engine().connect() as conn:
-        counts = review.counts(conn, g.user, today_start())
-        items = review.queue(conn, g.user, filters, PAGE_SIZE, (page - 1) * PAGE_SIZE)
+        counts = review_queue.counts(conn, g.user, today_start())
+        items = review_queue.queue(conn, g.user, filters, PAGE_SIZE, (page - 1) * PAGE_SIZE)
         filtered = any(k != "order" for k in kept)
-        total = review.queue_size(conn, g.user, filters) if filtered else counts.waiting
+        total = review_queue.queue_size(conn, g.user, filters) if filtered else counts.waiting
     flipped = dict(kept, order="doubtful" if filters.order == "likely" else "likely")
     return render_template(
         "queue.html",
@@ -73,8 +73,8 @@ def queue() -> Any:
         filters=filters,
         kept=kept,
         flipped=flipped,
-        reasons=review.REASON_TEXT,
-        reason_text=review.reason_text,
+        reasons=review_queue.REASON_TEXT,
+        reason_text=review_queue.reason_text,
     )
 
 
@@ -84,16 +84,18 @@ def _walk(conn: Connection, sub_id: int, step: int) -> int | None:
     if sub_id in sample:
         at = sample.index(sub_id) + step
         return sample[at] if 0 <= at < len(sample) else None
-    return review.neighbour(conn, g.user, filters_from(session.get("queue", {})), sub_id, step)
+    return review_queue.neighbour(
+        conn, g.user, filters_from(session.get("queue", {})), sub_id, step
+    )
 
 
 @bp.get("/<int:sub_id>")
 def item(sub_id: int) -> Any:
     with web.engine().connect() as conn:
-        detail = review.item(conn, g.user, sub_id)
+        detail = review_item.item(conn, g.user, sub_id)
         figures = adherence.for_patient(conn, detail.patient_id)
         prev_id, next_id = _walk(conn, sub_id, -1), _walk(conn, sub_id, 1)
-        waiting = review.queue_size(conn, g.user)
+        waiting = review_queue.queue_size(conn, g.user)
     return render_template(
         "item.html",
         item=detail,
@@ -101,9 +103,9 @@ def item(sub_id: int) -> Any:
         prev_id=prev_id,
         next_id=next_id,
         waiting=waiting,
-        reject_reasons=review.REJECT_REASONS,
-        reason_text=review.reason_text,
-        decidable=detail.status in review.DECIDABLE,
+        reject_reasons=review_verdicts.REJECT_REASONS,
+        reason_text=review_queue.reason_text,
+        decidable=detail.status in review_verdicts.DECIDABLE,
         spot=detail.status == schema.AUTO_ACCEPTED,
     )
 
@@ -113,7 +115,7 @@ def _after(conn: Connection, sub_id: int, previous_status: str) -> str:
     if previous_status == schema.AUTO_ACCEPTED:
         next_id = _walk(conn, sub_id, 1)
         return url_for("review.item", sub_id=next_id) if next_id else url_for("spotcheck.auto")
-    next_id = review.next_after(conn, g.user, filters_from(session.get("queue", {})), sub_id)
+    next_id = review_queue.next_after(conn, g.user, filters_from(session.get("queue", {})), sub_id)
     if next_id is None:
         flash("The queue is clear: nothing is waiting.")
         return url_for("review.queue", **session.get("queue", {}))
@@ -125,16 +127,16 @@ def verdict(sub_id: int) -> Any:
     form = request.form
     try:
         with web.engine().begin() as conn:
-            decision = review.record_verdict(
+            decision = review_verdicts.record_verdict(
                 conn, g.user, sub_id, form.get("verdict", ""), form.get("reason"), form.get("note")
             )
-    except review.Conflict as exc:
+    except review_scope.Conflict as exc:
         if web.wants_json():
             return web.error(409, str(exc))
         flash(str(exc))
         with web.engine().connect() as conn:
             return redirect(_after(conn, sub_id, schema.REVIEW))
-    except review.ReviewError as exc:
+    except review_scope.ReviewError as exc:
         if web.wants_json():
             return web.error(400, str(exc))
         flash(str(exc))
@@ -151,10 +153,10 @@ def verdict(sub_id: int) -> Any:
 def undo() -> Any:
     try:
         with web.engine().begin() as conn:
-            ids = review.undo_last(conn, g.user)
-    except review.ReviewError as exc:
+            ids = review_verdicts.undo_last(conn, g.user)
+    except review_scope.ReviewError as exc:
         if web.wants_json():
-            return web.error(409 if isinstance(exc, review.Conflict) else 400, str(exc))
+            return web.error(409 if isinstance(exc, review_scope.Conflict) else 400, str(exc))
         flash(str(exc))
         return redirect(url_for("review.queue", **session.get("queue", {})))
     if web.wants_json():

@@ -12,7 +12,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from review_ui import web
-from vot import review
+from vot import review_scope
 
 logger = logging.getLogger(__name__)
 
@@ -100,17 +100,17 @@ def init_app(app: Flask, csp: str) -> None:
         status = exc.code or 500
         return web.error(status, FRIENDLY.get(status, exc.description or exc.name))
 
-    @app.errorhandler(review.NotFound)
-    def not_found(exc: review.NotFound):  # type: ignore[no-untyped-def]
+    @app.errorhandler(review_scope.NotFound)
+    def not_found(exc: review_scope.NotFound):  # type: ignore[no-untyped-def]
         return web.error(404, FRIENDLY[404])
 
     @app.errorhandler(PermissionError)
     def forbidden(exc: PermissionError):  # type: ignore[no-untyped-def]
         return web.error(403, FRIENDLY[403])
 
-    @app.errorhandler(review.ReviewError)
-    def refused(exc: review.ReviewError):  # type: ignore[no-untyped-def]
-        return web.error(409 if isinstance(exc, review.Conflict) else 400, str(exc))
+    @app.errorhandler(review_scope.ReviewError)
+    def refused(exc: review_scope.ReviewError):  # type: ignore[no-untyped-def]
+        return web.error(409 if isinstance(exc, review_scope.Conflict) else 400, str(exc))
 
     @app.errorhandler(Exception)
     def server_error(exc: Exception):  # type: ignore[no-untyped-def]

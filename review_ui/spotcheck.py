@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, g, render_template, request, session
 
 from review_ui import auth, web
-from vot import review
+from vot import review_queue, review_spotchecks
 
 bp = Blueprint("spotcheck", __name__, url_prefix="/review/auto")
 PAGE_SIZE = 50
@@ -25,13 +25,13 @@ def auto() -> Any:
     page = request.args.get("page", "1")
     page = int(page) if page.isdigit() and int(page) > 0 else 1
     with web.engine().connect() as conn:
-        figures = review.agreement(conn, g.user)
+        figures = review_spotchecks.agreement(conn, g.user)
         if size.isdigit() and int(size) in SAMPLE_SIZES:
-            items = review.spot_check_sample(conn, g.user, int(size))
+            items = review_spotchecks.spot_check_sample(conn, g.user, int(size))
             # The item pages walk this sample with J/K and move on through it after a verdict.
             session["sample"] = [i.submission_id for i in items]
         else:
-            items = review.auto_accepted(conn, g.user, PAGE_SIZE, (page - 1) * PAGE_SIZE)
+            items = review_spotchecks.auto_accepted(conn, g.user, PAGE_SIZE, (page - 1) * PAGE_SIZE)
     return render_template(
         "auto.html",
         items=items,
@@ -40,5 +40,5 @@ def auto() -> Any:
         sizes=SAMPLE_SIZES,
         page=page,
         page_size=PAGE_SIZE,
-        reason_text=review.reason_text,
+        reason_text=review_queue.reason_text,
     )

@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wrappers import Response
 
 from review_ui import patient, web
-from vot import tokens, uploads
+from vot import tokens, upload_expiry, upload_finish, upload_writes, uploads
 from vot.ingest import Ingested
 from vot.redis_server import is_up, queue_url
 from vot.storage import StorageError
@@ -100,7 +100,7 @@ def _expire_now_and_then() -> None:
     if time.monotonic() - state.get("uploads_expired_at", -EXPIRE_EVERY_S) >= EXPIRE_EVERY_S:
         state["uploads_expired_at"] = time.monotonic()
         try:
-            uploads.expire_uploads(web.engine(), web.settings())
+            upload_expiry.expire_uploads(web.engine(), web.settings())
         except (OSError, SQLAlchemyError):
             # Housekeeping must not cost a patient their upload; it is tried again later.
             logger.exception("could not expire abandoned uploads")
@@ -111,7 +111,7 @@ def create() -> Response:
     if "Upload-Defer-Length" in request.headers:
         raise uploads.UploadError("Upload-Defer-Length is not supported; send Upload-Length")
     _expire_now_and_then()
-    up = uploads.create(
+    up = upload_writes.create(
         web.engine(),
         web.settings(),
         g.patient.id,
@@ -125,7 +125,7 @@ def create() -> Response:
 
 
 def _finish(up: uploads.Upload) -> Ingested:
-    got = uploads.finish(web.engine(), web.storage(), web.settings(), g.patient, up.id)
+    got = upload_finish.finish(web.engine(), web.storage(), web.settings(), g.patient, up.id)
     if got.created:
         url = queue_url(web.settings())
         try:
@@ -168,12 +168,14 @@ def append(upload_id: str) -> Response:
         return _error(411, "send Content-Length with each piece", "length_required")
     offset, count = _number("Upload-Offset"), request.content_length
     engine, settings = web.engine(), web.settings()
-    up = uploads.append(engine, settings, g.patient.id, upload_id, offset, request.stream, count)
+    up = upload_writes.append(
+        engine, settings, g.patient.id, upload_id, offset, request.stream, count
+    )
     got = _finish(up) if up.complete else None
     return _state(Response(status=204), up, got)
 
 
 @bp.delete("/<upload_id>")
 def terminate(upload_id: str) -> Response:
-    uploads.terminate(web.engine(), web.settings(), g.patient.id, upload_id)
+    upload_writes.terminate(web.engine(), web.settings(), g.patient.id, upload_id)
     return Response(status=204)

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 from test_ledger import add_patient, add_user, add_video, excuse
 
-from vot import accounts, adherence, review, schema
+from vot import accounts, adherence, review_scope, review_verdicts, schema
 from vot.adherence import Counting, Day, Definitions, Regimen
 from vot.ingest import dose_date_for
 
@@ -93,15 +93,15 @@ def test_overturned_auto_accept_and_its_undo_change_the_day_and_keep_the_history
             add_video(conn, pid, day, schema.AUTO_ACCEPTED)
             for day in days(date(2024, 3, 1), date(2024, 3, 5))
         ]
-        sup = review.Reviewer(add_user(conn, clinic), "sup", "supervisor", clinic)
+        sup = review_scope.Reviewer(add_user(conn, clinic), "sup", "supervisor", clinic)
     assert (figures(engine, pid, now).taken, figures(engine, pid, now).expected) == (5, 5)
     with engine.begin() as conn:
-        review.overturn(conn, sup, subs[2], "reject", "pill not seen")
+        review_verdicts.overturn(conn, sup, subs[2], "reject", "pill not seen")
     a = figures(engine, pid, now)
     assert (a.expected, a.taken, a.rejected, a.missed, a.rate) == (5, 4, 1, 0, 0.8)
     assert (a.longest_missed_run, a.flag_below) == (1, False)  # 80% is not below 80%
     with engine.begin() as conn:
-        assert review.undo_last(conn, sup) == [subs[2]]
+        assert review_verdicts.undo_last(conn, sup) == [subs[2]]
     assert figures(engine, pid, now).taken == 5
     rv = schema.reviews
     with engine.connect() as conn:

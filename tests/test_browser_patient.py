@@ -19,7 +19,7 @@ from werkzeug.serving import make_server
 
 from review_ui import create_app, i18n
 from tests.conftest import clip
-from vot import accounts, schema, tokens, uploads
+from vot import accounts, schema, tokens, upload_expiry
 from vot.db import as_utc
 from vot.media import ffmpeg_exe
 
@@ -210,7 +210,7 @@ def test_cut_connection_and_closed_page_resume_where_they_stopped(
     [row] = rows(engine)
     assert row.size_bytes == video.stat().st_size
     assert list((settings.data_dir / "uploads").iterdir()) == []
-    assert uploads.expire_uploads(engine, settings) == 0
+    assert upload_expiry.expire_uploads(engine, settings) == 0
 
 
 @pytest.mark.browser

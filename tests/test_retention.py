@@ -23,7 +23,7 @@ from test_review import World, make_world
 from test_review_ui import csrf, form_token, login
 
 from review_ui import create_app
-from vot import adherence, pipeline, retention, review, schema, uploads
+from vot import adherence, pipeline, retention, review_verdicts, schema, upload_writes, uploads
 from vot.accounts import get_patient
 from vot.config import ConfigError, Settings, load_settings
 from vot.db import as_utc, utcnow
@@ -340,7 +340,7 @@ def test_erasure_removes_every_object_of_the_patient_and_nothing_else(
         )
         a_keys |= keys
     with engine.begin() as conn:
-        review.record_verdict(conn, world.sup_a, a_subs["accepted"], "accept")
+        review_verdicts.record_verdict(conn, world.sup_a, a_subs["accepted"], "accept")
     a_keys.discard(raw_key(shared_sha))  # patient B sent the same bytes: they are B's too
     b_sub, b_keys = add_video(engine, storage, tmp_path, pb, schema.ACCEPTED, 2, sha=shared_sha)
     _, more_b = add_video(engine, storage, tmp_path, pb, schema.REVIEW, 1)
@@ -348,9 +348,9 @@ def test_erasure_removes_every_object_of_the_patient_and_nothing_else(
     # An upload of patient A still coming in, and one of patient B.
     with engine.connect() as conn:
         patient_a, patient_b = get_patient(conn, "A-001"), get_patient(conn, "B-001")
-    up_a = uploads.create(engine, settings, patient_a.id, 1000, None)
-    uploads.append(engine, settings, patient_a.id, up_a.id, 0, io.BytesIO(b"x" * 100), 100)
-    up_b = uploads.create(engine, settings, patient_b.id, 1000, None)
+    up_a = upload_writes.create(engine, settings, patient_a.id, 1000, None)
+    upload_writes.append(engine, settings, patient_a.id, up_a.id, 0, io.BytesIO(b"x" * 100), 100)
+    up_b = upload_writes.create(engine, settings, patient_b.id, 1000, None)
     assert a_keys | b_keys == listing(storage)
     rows_before = counts(engine)
     reviews_before = rows_before["reviews"]

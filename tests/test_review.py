@@ -1,4 +1,4 @@
-"""The review domain (vot.review) on a real database: queue, verdicts, undo, bulk, spot checks."""
+"""The review domain (vot.review_*) on a real database: queue, verdicts, undo, bulk, spot checks."""
 
 from __future__ import annotations
 
@@ -9,11 +9,22 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import Connection, inspect, select, text
 
-from vot import accounts, review, schema
+from vot import (
+    accounts,
+    review_bulk,
+    review_item,
+    review_patients,
+    review_queue,
+    review_scope,
+    review_spotchecks,
+    review_verdicts,
+    schema,
+)
 from vot.adherence import patient_today
 from vot.db import utcnow
 from vot.migrations import upgrade
-from vot.review import QueueFilters, Reviewer
+from vot.review_queue import QueueFilters
+from vot.review_scope import Reviewer
 
 PASSWORD = "correct-horse-battery"
 
@@ -114,7 +125,7 @@ def world(engine) -> World:  # type: ignore[no-untyped-def]
     return make_world(engine)
 
 
-def ids(items: list[review.QueueItem]) -> list[int]:
+def ids(items: list[review_queue.QueueItem]) -> list[int]:
     return [i.submission_id for i in items]
 
 
@@ -126,15 +137,15 @@ def test_queue_ranks_by_confidence_within_the_clinic(engine, world: World) -> No
         add_sub(conn, world.patient_a, world.today, 0.99, status=schema.AUTO_ACCEPTED)
         other = add_sub(conn, world.patient_b, world.today, 0.7)
     with engine.connect() as conn:
-        assert ids(review.queue(conn, world.sup_a)) == [high, mid, low]
+        assert ids(review_queue.queue(conn, world.sup_a)) == [high, mid, low]
         doubtful = QueueFilters(order="doubtful")
-        assert ids(review.queue(conn, world.sup_a, doubtful)) == [low, mid, high]
-        assert ids(review.queue(conn, world.sup_a, limit=1, offset=1)) == [mid]
-        assert ids(review.queue(conn, world.sup_b)) == [other]
-        assert ids(review.queue(conn, world.admin)) == [high, other, mid, low]
-        assert review.queue_size(conn, world.sup_a) == 3
+        assert ids(review_queue.queue(conn, world.sup_a, doubtful)) == [low, mid, high]
+        assert ids(review_queue.queue(conn, world.sup_a, limit=1, offset=1)) == [mid]
+        assert ids(review_queue.queue(conn, world.sup_b)) == [other]
+        assert ids(review_queue.queue(conn, world.admin)) == [high, other, mid, low]
+        assert review_queue.queue_size(conn, world.sup_a) == 3
         with pytest.raises(PermissionError):
-            review.queue(conn, world.analyst)
+            review_queue.queue(conn, world.analyst)
 
 
 def test_queue_filters_by_patient_date_and_reason(engine, world: World) -> None:
@@ -146,17 +157,17 @@ def test_queue_filters_by_patient_date_and_reason(engine, world: World) -> None:
     with engine.connect() as conn:
 
         def find(**kw: object) -> list[int]:
-            return ids(review.queue(conn, world.sup_a, QueueFilters(**kw)))  # type: ignore[arg-type]
+            return ids(review_queue.queue(conn, world.sup_a, QueueFilters(**kw)))  # type: ignore[arg-type]
 
         assert find(patient_code="A-002") == [other]
         assert find(date_to=world.today - timedelta(days=1)) == [old]
         assert find(date_from=world.today) == [dark, other]
         assert find(reason="blurry") == [dark]
         assert find(reason="no_face", patient_code="A-001") == []
-        assert review.queue_size(conn, world.sup_a, QueueFilters(reason="too_dark")) == 1
-    with pytest.raises(review.ReviewError):
+        assert review_queue.queue_size(conn, world.sup_a, QueueFilters(reason="too_dark")) == 1
+    with pytest.raises(review_scope.ReviewError):
         QueueFilters(reason='x" OR 1=1')
-    with pytest.raises(review.ReviewError):
+    with pytest.raises(review_scope.ReviewError):
         QueueFilters(order="random")
 
 
@@ -180,7 +191,7 @@ def test_queue_ranks_by_the_newest_score(engine, world: World) -> None:
             )
         )
     with engine.connect() as conn:
-        queued = review.queue(conn, world.sup_a)
+        queued = review_queue.queue(conn, world.sup_a)
     assert ids(queued) == [second, first]
     assert queued[1].confidence == pytest.approx(0.1)
     assert queued[1].reasons == ("low_confidence",)
@@ -195,31 +206,31 @@ def test_neighbours_follow_queue_order_and_next_wraps(engine, world: World) -> N
     likely, doubtful = QueueFilters(), QueueFilters(order="doubtful")
     with engine.connect() as conn:
         walk = [a]
-        while (step := review.neighbour(conn, world.sup_a, likely, walk[-1], 1)) is not None:
+        while (step := review_queue.neighbour(conn, world.sup_a, likely, walk[-1], 1)) is not None:
             walk.append(step)
         assert walk == [a, b, c, d]
-        assert review.neighbour(conn, world.sup_a, likely, c, -1) == b
-        assert review.neighbour(conn, world.sup_a, doubtful, d, 1) == b
-        assert review.neighbour(conn, world.sup_a, doubtful, b, -1) == d
-        assert review.next_after(conn, world.sup_a, likely, d) == a  # wraps to the top
-        assert review.neighbour(conn, world.sup_b, likely, a, 1) is None
+        assert review_queue.neighbour(conn, world.sup_a, likely, c, -1) == b
+        assert review_queue.neighbour(conn, world.sup_a, doubtful, d, 1) == b
+        assert review_queue.neighbour(conn, world.sup_a, doubtful, b, -1) == d
+        assert review_queue.next_after(conn, world.sup_a, likely, d) == a  # wraps to the top
+        assert review_queue.neighbour(conn, world.sup_b, likely, a, 1) is None
 
 
 def test_verdict_changes_status_and_writes_review_and_audit(engine, world: World) -> None:
     with engine.begin() as conn:
         sub = add_sub(conn, world.patient_a, world.today, 0.4)
     with engine.begin() as conn:
-        with pytest.raises(review.ReviewError, match="reason"):
-            review.record_verdict(conn, world.sup_a, sub, "reject")
-        with pytest.raises(review.NotFound):
-            review.record_verdict(conn, world.sup_b, sub, "accept")
-        decision = review.record_verdict(
+        with pytest.raises(review_scope.ReviewError, match="reason"):
+            review_verdicts.record_verdict(conn, world.sup_a, sub, "reject")
+        with pytest.raises(review_scope.NotFound):
+            review_verdicts.record_verdict(conn, world.sup_b, sub, "accept")
+        decision = review_verdicts.record_verdict(
             conn, world.sup_a, sub, "reject", "not the patient", note="  someone else in frame "
         )
     assert (decision.previous_status, decision.status) == (schema.REVIEW, schema.REJECTED)
     with engine.begin() as conn:
-        with pytest.raises(review.Conflict):
-            review.record_verdict(conn, world.sup_a, sub, "accept")
+        with pytest.raises(review_scope.Conflict):
+            review_verdicts.record_verdict(conn, world.sup_a, sub, "accept")
         row = conn.execute(
             select(schema.submissions.c.status, schema.submissions.c.reason).where(
                 schema.submissions.c.id == sub
@@ -245,25 +256,25 @@ def test_counts_waiting_done_today_and_auto_today(engine, world: World) -> None:
         subs = [add_sub(conn, world.patient_a, world.today, 0.5) for _ in range(3)]
         add_sub(conn, world.patient_a, world.today, 0.97, status=schema.AUTO_ACCEPTED)
         add_sub(conn, world.patient_b, world.today, 0.97, status=schema.AUTO_ACCEPTED)
-        review.record_verdict(conn, world.sup_a, subs[0], "accept")
+        review_verdicts.record_verdict(conn, world.sup_a, subs[0], "accept")
     midnight = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
     with engine.connect() as conn:
-        assert review.counts(conn, world.sup_a, midnight) == review.Counts(2, 1, 1)
-        assert review.counts(conn, world.admin, midnight) == review.Counts(2, 1, 2)
+        assert review_queue.counts(conn, world.sup_a, midnight) == review_queue.Counts(2, 1, 1)
+        assert review_queue.counts(conn, world.admin, midnight) == review_queue.Counts(2, 1, 2)
         later = utcnow() + timedelta(minutes=1)
-        assert review.counts(conn, world.sup_a, later) == review.Counts(2, 0, 0)
+        assert review_queue.counts(conn, world.sup_a, later) == review_queue.Counts(2, 0, 0)
 
 
 def test_undo_restores_the_last_decision_of_that_reviewer(engine, world: World) -> None:
     with engine.begin() as conn:
         first = add_sub(conn, world.patient_a, world.today, 0.9)
         second = add_sub(conn, world.patient_a, world.today, 0.8)
-        review.record_verdict(conn, world.sup_a, first, "accept")
-        review.record_verdict(conn, world.sup_a, second, "unclear")
+        review_verdicts.record_verdict(conn, world.sup_a, first, "accept")
+        review_verdicts.record_verdict(conn, world.sup_a, second, "unclear")
     with engine.begin() as conn:
-        with pytest.raises(review.ReviewError, match="no decision"):
-            review.undo_last(conn, world.sup_b)
-        assert review.undo_last(conn, world.sup_a) == [second]
+        with pytest.raises(review_scope.ReviewError, match="no decision"):
+            review_verdicts.undo_last(conn, world.sup_b)
+        assert review_verdicts.undo_last(conn, world.sup_a) == [second]
     with engine.begin() as conn:
         rows = conn.execute(select(schema.submissions.c.id, schema.submissions.c.status))
         status = {r.id: r.status for r in rows}
@@ -282,17 +293,17 @@ def test_undo_restores_the_last_decision_of_that_reviewer(engine, world: World) 
             select(schema.audit_log).where(schema.audit_log.c.action == "review.undo")
         ).one()
         assert (entry.actor, entry.target) == ("sup-a", f"submission:{second}")
-        assert review.undo_last(conn, world.sup_a) == [first]  # then the one before
-        assert review.queue_size(conn, world.sup_a) == 2
+        assert review_verdicts.undo_last(conn, world.sup_a) == [first]  # then the one before
+        assert review_queue.queue_size(conn, world.sup_a) == 2
 
 
 def test_undo_refuses_when_the_video_changed_since(engine, world: World) -> None:
     with engine.begin() as conn:
         sub = add_sub(conn, world.patient_a, world.today, 0.9)
-        review.record_verdict(conn, world.sup_a, sub, "accept")
+        review_verdicts.record_verdict(conn, world.sup_a, sub, "accept")
         conn.execute(schema.submissions.update().values(status=schema.REJECTED))
-    with engine.begin() as conn, pytest.raises(review.Conflict):
-        review.undo_last(conn, world.sup_a)
+    with engine.begin() as conn, pytest.raises(review_scope.Conflict):
+        review_verdicts.undo_last(conn, world.sup_a)
 
 
 def test_bulk_accept_counts_first_and_holds_back_quality_problems(engine, world: World) -> None:
@@ -301,15 +312,15 @@ def test_bulk_accept_counts_first_and_holds_back_quality_problems(engine, world:
         faceless = add_sub(conn, world.patient_a, world.today, 0.96, reasons=("no_face",))
         low = add_sub(conn, world.patient_a, world.today, 0.89)
         add_sub(conn, world.patient_b, world.today, 0.99)
-        preview = review.bulk_preview(conn, world.sup_a, 0.9)
+        preview = review_bulk.bulk_preview(conn, world.sup_a, 0.9)
         assert (preview.count, preview.held_back, preview.upto_id) == (3, 1, max(high))
         late = add_sub(conn, world.patient_a, world.today, 0.97)  # arrives after the preview
-        with pytest.raises(review.ReviewError):
-            review.bulk_preview(conn, world.sup_a, 1.5)
+        with pytest.raises(review_scope.ReviewError):
+            review_bulk.bulk_preview(conn, world.sup_a, 1.5)
     with engine.begin() as conn:
-        assert review.bulk_accept(conn, world.sup_a, 0.9, preview.upto_id) == 3
+        assert review_bulk.bulk_accept(conn, world.sup_a, 0.9, preview.upto_id) == 3
     with engine.begin() as conn:
-        assert ids(review.queue(conn, world.sup_a)) == [late, faceless, low]
+        assert ids(review_queue.queue(conn, world.sup_a)) == [late, faceless, low]
         assert (
             conn.execute(
                 select(schema.submissions.c.status).where(schema.submissions.c.id.in_(high))
@@ -328,8 +339,8 @@ def test_bulk_accept_counts_first_and_holds_back_quality_problems(engine, world:
         )
         assert ("review.bulk_accept", "bulk:3") in actions
         # One undo takes back the whole bulk accept.
-        assert sorted(review.undo_last(conn, world.sup_a)) == sorted(high)
-        assert review.queue_size(conn, world.sup_a) == 6
+        assert sorted(review_verdicts.undo_last(conn, world.sup_a)) == sorted(high)
+        assert review_queue.queue_size(conn, world.sup_a) == 6
 
 
 def test_spot_check_overturn_and_agreement(engine, world: World) -> None:
@@ -340,23 +351,23 @@ def test_spot_check_overturn_and_agreement(engine, world: World) -> None:
         ]
         waiting = add_sub(conn, world.patient_a, world.today, 0.5)
         add_sub(conn, world.patient_b, world.today, 0.97, status=schema.AUTO_ACCEPTED)
-        sample = review.spot_check_sample(conn, world.sup_a, size=10)
+        sample = review_spotchecks.spot_check_sample(conn, world.sup_a, size=10)
         assert sorted(ids(sample)) == autos
-        assert review.agreement(conn, world.sup_a) == review.Agreement(0, 0)
-        review.record_verdict(conn, world.sup_a, autos[0], "accept")
-        review.overturn(conn, world.sup_a, autos[1], "reject", "not the patient")
-        with pytest.raises(review.Conflict):
-            review.overturn(conn, world.sup_a, waiting)
-        review.record_verdict(conn, world.sup_a, waiting, "accept")  # not a spot check
+        assert review_spotchecks.agreement(conn, world.sup_a) == review_spotchecks.Agreement(0, 0)
+        review_verdicts.record_verdict(conn, world.sup_a, autos[0], "accept")
+        review_verdicts.overturn(conn, world.sup_a, autos[1], "reject", "not the patient")
+        with pytest.raises(review_scope.Conflict):
+            review_verdicts.overturn(conn, world.sup_a, waiting)
+        review_verdicts.record_verdict(conn, world.sup_a, waiting, "accept")  # not a spot check
     with engine.connect() as conn:
-        figures = review.agreement(conn, world.sup_a)
+        figures = review_spotchecks.agreement(conn, world.sup_a)
         assert (figures.checked, figures.agreed, figures.overturned) == (2, 1, 1)
         assert figures.rate == pytest.approx(0.5)
-        assert review.agreement(conn, world.sup_b).rate is None
-        assert ids(review.spot_check_sample(conn, world.sup_a, size=10)) == [autos[2]]
-        assert ids(review.auto_accepted(conn, world.sup_a)) == [autos[2]]
+        assert review_spotchecks.agreement(conn, world.sup_b).rate is None
+        assert ids(review_spotchecks.spot_check_sample(conn, world.sup_a, size=10)) == [autos[2]]
+        assert ids(review_spotchecks.auto_accepted(conn, world.sup_a)) == [autos[2]]
         old = utcnow() + timedelta(days=8)
-        assert review.spot_check_sample(conn, world.sup_a, days=7, now=old) == []
+        assert review_spotchecks.spot_check_sample(conn, world.sup_a, days=7, now=old) == []
 
 
 def test_calendar_marks_each_regimen_day(engine, world: World) -> None:
@@ -374,9 +385,9 @@ def test_calendar_marks_each_regimen_day(engine, world: World) -> None:
         pending = add_sub(conn, pid, start + timedelta(days=3), 0.5)
         auto = add_sub(conn, pid, today, 0.95, status=schema.AUTO_ACCEPTED)
     with engine.connect() as conn:
-        cal = review.calendar(conn, world.sup_a, pid)
-        with pytest.raises(review.NotFound):
-            review.calendar(conn, world.sup_b, pid)
+        cal = review_patients.calendar(conn, world.sup_a, pid)
+        with pytest.raises(review_scope.NotFound):
+            review_patients.calendar(conn, world.sup_b, pid)
     states = [(d.state, d.is_today) for d in cal.days]
     assert states == [
         ("taken", False),
@@ -414,21 +425,23 @@ def test_item_details_and_still_times(engine, world: World) -> None:
         short = add_sub(
             conn, world.patient_a, world.today, 0.6, events=events, key_moment=1.25, duration=1.4
         )
-        review.record_verdict(conn, world.sup_a, sub, "unclear", note="ask again")
+        review_verdicts.record_verdict(conn, world.sup_a, sub, "unclear", note="ask again")
     with engine.connect() as conn:
-        found = review.item(conn, world.admin, sub)
-        with pytest.raises(review.NotFound):
-            review.item(conn, world.sup_b, sub)
+        found = review_item.item(conn, world.admin, sub)
+        with pytest.raises(review_scope.NotFound):
+            review_item.item(conn, world.sup_b, sub)
     assert found.patient_code == "A-001" and found.status == schema.UNCLEAR
     assert found.events[0].label == "Hand to mouth"
     assert found.still_times_ms == (1250, 1500)
     with engine.connect() as conn:
-        assert review.item(conn, world.sup_a, short).still_times_ms == (1250,)  # not past the end
+        assert review_item.item(conn, world.sup_a, short).still_times_ms == (
+            1250,
+        )  # not past the end
     assert [(h.reviewer, h.verdict, h.reason) for h in found.history] == [
-        ("sup-a", "unclear", review.UNCLEAR_REASON)
+        ("sup-a", "unclear", review_verdicts.UNCLEAR_REASON)
     ]
-    assert [review.reason_text(r) for r in found.reasons] == [
-        review.REASON_TEXT["face_cut_off"],
+    assert [review_queue.reason_text(r) for r in found.reasons] == [
+        review_queue.REASON_TEXT["face_cut_off"],
         "New code.",
     ]
 

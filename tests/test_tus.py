@@ -22,7 +22,7 @@ from werkzeug.serving import make_server
 
 from review_ui import create_app
 from tests.conftest import clip
-from vot import accounts, pipeline, tokens, uploads
+from vot import accounts, pipeline, tokens, upload_expiry, upload_metadata, uploads
 
 API = "/api/v1/uploads"
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -254,8 +254,10 @@ def test_expiry_removes_the_bytes_of_an_abandoned_upload(base, links, settings, 
     upload_id = uploader.url.rsplit("/", 1)[1]
     part = uploads.part_path(settings, upload_id)
     assert part.stat().st_size == 128 * 1024
-    assert uploads.expire_uploads(engine, settings) == 0  # not idle long enough yet
-    assert uploads.expire_uploads(engine, settings, datetime.now(UTC) + timedelta(hours=25)) == 1
+    assert upload_expiry.expire_uploads(engine, settings) == 0  # not idle long enough yet
+    assert (
+        upload_expiry.expire_uploads(engine, settings, datetime.now(UTC) + timedelta(hours=25)) == 1
+    )
     assert not part.exists()
     head = requests.head(uploader.url, headers={**TUS, **bearer(links["P-1"])}, timeout=10)
     assert head.status_code == 404
@@ -290,14 +292,14 @@ keys = st.text(
 @hsettings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 def test_metadata_round_trips(values: dict[str, str]) -> None:
     header = ",".join(f"{k} {b64(v)}" if v else k for k, v in values.items())
-    assert uploads.parse_metadata(header) == values
+    assert upload_metadata.parse_metadata(header) == values
 
 
 @given(st.text(max_size=300))
 @hsettings(max_examples=500)
 def test_any_metadata_header_is_parsed_or_refused_cleanly(header: str) -> None:
     try:
-        parsed = uploads.parse_metadata(header)
+        parsed = upload_metadata.parse_metadata(header)
     except uploads.BadMetadata as exc:
         assert str(exc)
     else:
@@ -307,11 +309,11 @@ def test_any_metadata_header_is_parsed_or_refused_cleanly(header: str) -> None:
 @given(st.text(max_size=400))
 @hsettings(max_examples=500)
 def test_any_file_name_is_made_safe(name: str) -> None:
-    safe = uploads.clean_filename(name)
-    assert safe and len(safe) <= uploads.MAX_FILENAME_CHARS and len(safe.encode()) <= 400
+    safe = upload_metadata.clean_filename(name)
+    assert safe and len(safe) <= upload_metadata.MAX_FILENAME_CHARS and len(safe.encode()) <= 400
     assert "/" not in safe and "\\" not in safe and "\x00" not in safe
     assert not safe.startswith(".") and safe == safe.strip()
-    assert uploads.clean_filename(safe) == safe  # cleaning is stable
+    assert upload_metadata.clean_filename(safe) == safe  # cleaning is stable
 
 
 @given(
@@ -325,7 +327,7 @@ def test_any_file_name_is_made_safe(name: str) -> None:
 def test_any_recorded_at_is_parsed_or_refused_cleanly(text: str) -> None:
     now = datetime(2026, 11, 5, tzinfo=UTC)
     try:
-        value = uploads.parse_recorded_at(text, now)
+        value = upload_metadata.parse_recorded_at(text, now)
     except uploads.BadMetadata as exc:
         assert str(exc)
     else:
@@ -335,6 +337,6 @@ def test_any_recorded_at_is_parsed_or_refused_cleanly(text: str) -> None:
 
 def test_metadata_header_length_is_bounded() -> None:
     with pytest.raises(uploads.BadMetadata, match="longer"):
-        uploads.parse_metadata("filename " + b64("x" * 5000))
+        upload_metadata.parse_metadata("filename " + b64("x" * 5000))
     digest = hashlib.sha256(b"x").hexdigest()
-    assert uploads.parse_metadata(f"k {b64(digest)}") == {"k": digest}
+    assert upload_metadata.parse_metadata(f"k {b64(digest)}") == {"k": digest}

@@ -1,4 +1,4 @@
-"""Resumable upload state (vot.uploads) on a real database, real files and real ffmpeg."""
+"""Resumable uploads (vot.uploads, vot.upload_*) on a real database, real files and real ffmpeg."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import clip
-from vot import accounts, schema, uploads
+from vot import accounts, schema, upload_expiry, upload_finish, upload_writes, uploads
 from vot.media import ffmpeg_exe, probe
 from vot.storage import open_storage
 
@@ -33,10 +33,12 @@ def patient(engine) -> accounts.Patient:
 
 
 def upload_all(engine, settings, patient, data: bytes, piece: int = 50_000, **metadata) -> str:
-    up = uploads.create(engine, settings, patient.id, len(data), meta(**metadata))
+    up = upload_writes.create(engine, settings, patient.id, len(data), meta(**metadata))
     for start in range(0, len(data), piece):
         chunk = data[start : start + piece]
-        uploads.append(engine, settings, patient.id, up.id, start, io.BytesIO(chunk), len(chunk))
+        upload_writes.append(
+            engine, settings, patient.id, up.id, start, io.BytesIO(chunk), len(chunk)
+        )
     return up.id
 
 
@@ -58,35 +60,35 @@ def test_pieces_become_one_submission_and_the_partial_file_goes(engine, settings
     up = uploads.get(engine, patient.id, upload_id)
     assert up.complete and not up.finished and up.filename == "dose.mkv"
     assert uploads.part_path(settings, upload_id).read_bytes() == data
-    got = uploads.finish(engine, open_storage(settings), settings, patient, upload_id)
+    got = upload_finish.finish(engine, open_storage(settings), settings, patient, upload_id)
     assert got.created and got.dose_date == date(2026, 11, 5)  # the recording day in Shanghai
     assert not uploads.part_path(settings, upload_id).exists()
     [row] = submissions(engine)
     assert row.content_sha256 == hashlib.sha256(data).hexdigest()
     assert row.original_filename == "dose.mkv" and row.status == schema.RECEIVED
     # Finishing again (a retried request) returns the same submission and records nothing new.
-    again = uploads.finish(engine, open_storage(settings), settings, patient, upload_id)
+    again = upload_finish.finish(engine, open_storage(settings), settings, patient, upload_id)
     assert again.submission_id == got.submission_id and not again.created
     # The same recording sent again as a new upload is still one submission.
     second = upload_all(engine, settings, patient, data, recorded_at="2026-11-05T23:50:00+08:00")
-    dup = uploads.finish(engine, open_storage(settings), settings, patient, second)
+    dup = upload_finish.finish(engine, open_storage(settings), settings, patient, second)
     assert dup.submission_id == got.submission_id and not dup.created
     assert len(submissions(engine)) == 1
 
 
 def test_wrong_offset_and_overlong_pieces_are_refused(engine, settings, patient) -> None:
-    up = uploads.create(engine, settings, patient.id, 100, meta(filename="a.webm"))
-    uploads.append(engine, settings, patient.id, up.id, 0, io.BytesIO(b"x" * 40), 40)
+    up = upload_writes.create(engine, settings, patient.id, 100, meta(filename="a.webm"))
+    upload_writes.append(engine, settings, patient.id, up.id, 0, io.BytesIO(b"x" * 40), 40)
     with pytest.raises(uploads.OffsetMismatch) as info:
-        uploads.append(engine, settings, patient.id, up.id, 0, io.BytesIO(b"y" * 10), 10)
+        upload_writes.append(engine, settings, patient.id, up.id, 0, io.BytesIO(b"y" * 10), 10)
     assert info.value.offset == 40
     with pytest.raises(uploads.TooLarge, match="past the declared length"):
-        uploads.append(engine, settings, patient.id, up.id, 40, io.BytesIO(b"z" * 61), 61)
+        upload_writes.append(engine, settings, patient.id, up.id, 40, io.BytesIO(b"z" * 61), 61)
     assert uploads.get(engine, patient.id, up.id).offset == 40
     assert uploads.part_path(settings, up.id).read_bytes() == b"x" * 40
     # A partial upload is never handed to ingest.
     with pytest.raises(uploads.UploadError, match="40 of 100"):
-        uploads.finish(engine, open_storage(settings), settings, patient, up.id)
+        upload_finish.finish(engine, open_storage(settings), settings, patient, up.id)
     assert submissions(engine) == []
 
 
@@ -106,16 +108,18 @@ class Dropped(io.RawIOBase):
 
 def test_bytes_before_a_drop_count_and_stray_bytes_do_not(engine, settings, patient) -> None:
     data = clip("asl_eat.mkv").read_bytes()
-    up = uploads.create(engine, settings, patient.id, len(data), meta(filename="d.mkv"))
+    up = upload_writes.create(engine, settings, patient.id, len(data), meta(filename="d.mkv"))
     with pytest.raises(ConnectionResetError):
-        uploads.append(engine, settings, patient.id, up.id, 0, Dropped(data, 70_000), len(data))
+        upload_writes.append(
+            engine, settings, patient.id, up.id, 0, Dropped(data, 70_000), len(data)
+        )
     assert uploads.get(engine, patient.id, up.id).offset == 70_000
     # A crash after writing but before recording leaves bytes past the offset: they are dropped.
     with open(uploads.part_path(settings, up.id), "ab") as fh:
         fh.write(b"garbage that was never recorded")
     rest = data[70_000:]
-    uploads.append(engine, settings, patient.id, up.id, 70_000, io.BytesIO(rest), len(rest))
-    got = uploads.finish(engine, open_storage(settings), settings, patient, up.id)
+    upload_writes.append(engine, settings, patient.id, up.id, 70_000, io.BytesIO(rest), len(rest))
+    got = upload_finish.finish(engine, open_storage(settings), settings, patient, up.id)
     [row] = submissions(engine)
     assert row.id == got.submission_id and row.content_sha256 == hashlib.sha256(data).hexdigest()
 
@@ -132,13 +136,13 @@ def test_unusable_video_is_refused_with_its_reason_and_bytes_removed(
 ) -> None:
     upload_id = upload_all(engine, settings, patient, content, filename=name)
     with pytest.raises(uploads.Refused, match=message):
-        uploads.finish(engine, open_storage(settings), settings, patient, upload_id)
+        upload_finish.finish(engine, open_storage(settings), settings, patient, upload_id)
     assert submissions(engine) == []
     assert not uploads.part_path(settings, upload_id).exists()
     up = uploads.get(engine, patient.id, upload_id)
     assert up.finished and message in (up.error or "")
     with pytest.raises(uploads.Refused):  # a resumed client learns the same outcome
-        uploads.finish(engine, open_storage(settings), settings, patient, upload_id)
+        upload_finish.finish(engine, open_storage(settings), settings, patient, upload_id)
 
 
 def browser_like_webm(tmp_path: Path) -> Path:
@@ -172,7 +176,7 @@ def test_a_browser_webm_without_duration_is_accepted(engine, settings, patient, 
     assert probe(webm).duration_s == 0  # what ingest alone would refuse as too short
     data = webm.read_bytes()
     ids = [upload_all(engine, settings, patient, data, filename="rec.webm") for _ in range(2)]
-    got = [uploads.finish(engine, open_storage(settings), settings, patient, i) for i in ids]
+    got = [upload_finish.finish(engine, open_storage(settings), settings, patient, i) for i in ids]
     assert got[0].created and got[1].submission_id == got[0].submission_id
     [row] = submissions(engine)
     assert row.duration_s == pytest.approx(1.57, abs=0.1)
@@ -181,29 +185,31 @@ def test_a_browser_webm_without_duration_is_accepted(engine, settings, patient, 
 
 def test_limits_and_scoping(engine, settings, patient) -> None:
     with pytest.raises(uploads.TooLarge, match="limit is 100 MB"):
-        uploads.create(engine, settings, patient.id, 100 * 1024 * 1024 + 1, None)
+        upload_writes.create(engine, settings, patient.id, 100 * 1024 * 1024 + 1, None)
     with pytest.raises(uploads.UploadError, match="empty"):
-        uploads.create(engine, settings, patient.id, 0, None)
+        upload_writes.create(engine, settings, patient.id, 0, None)
     with pytest.raises(uploads.BadMetadata, match="ISO 8601"):
-        uploads.create(engine, settings, patient.id, 10, meta(recorded_at="yesterday"))
+        upload_writes.create(engine, settings, patient.id, 10, meta(recorded_at="yesterday"))
     with pytest.raises(uploads.BadMetadata, match="UTC offset"):
-        uploads.create(engine, settings, patient.id, 10, meta(recorded_at="2026-11-05T08:00:00"))
+        upload_writes.create(
+            engine, settings, patient.id, 10, meta(recorded_at="2026-11-05T08:00:00")
+        )
     future = (datetime.now(UTC) + timedelta(days=3)).isoformat()
     with pytest.raises(uploads.BadMetadata, match="clock|date and time"):
-        uploads.create(engine, settings, patient.id, 10, meta(recorded_at=future))
-    up = uploads.create(engine, settings, patient.id, 10, None)
+        upload_writes.create(engine, settings, patient.id, 10, meta(recorded_at=future))
+    up = upload_writes.create(engine, settings, patient.id, 10, None)
     other = accounts_id(engine, "P-2")
     with pytest.raises(uploads.NotFound):  # another patient's token cannot see or touch it
         uploads.get(engine, other, up.id)
     with pytest.raises(uploads.NotFound):
-        uploads.terminate(engine, settings, other, up.id)
-    for _ in range(uploads.MAX_OPEN_PER_PATIENT - 1):
-        uploads.create(engine, settings, patient.id, 10, None)
+        upload_writes.terminate(engine, settings, other, up.id)
+    for _ in range(upload_writes.MAX_OPEN_PER_PATIENT - 1):
+        upload_writes.create(engine, settings, patient.id, 10, None)
     with pytest.raises(uploads.TooMany):
-        uploads.create(engine, settings, patient.id, 10, None)
-    uploads.terminate(engine, settings, patient.id, up.id)
+        upload_writes.create(engine, settings, patient.id, 10, None)
+    upload_writes.terminate(engine, settings, patient.id, up.id)
     assert not uploads.part_path(settings, up.id).exists()
-    uploads.create(engine, settings, patient.id, 10, None)  # room again
+    upload_writes.create(engine, settings, patient.id, 10, None)  # room again
 
 
 def accounts_id(engine, code: str) -> int:
@@ -214,29 +220,32 @@ def accounts_id(engine, code: str) -> int:
 def test_a_writer_holds_the_upload(engine, settings, patient) -> None:
     import fcntl
 
-    up = uploads.create(engine, settings, patient.id, 10, None)
+    up = upload_writes.create(engine, settings, patient.id, 10, None)
     with open(uploads.part_path(settings, up.id), "r+b") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
         with pytest.raises(uploads.Busy):
-            uploads.append(engine, settings, patient.id, up.id, 0, io.BytesIO(b"a" * 10), 10)
-        assert uploads.expire_uploads(engine, settings, datetime.now(UTC) + timedelta(days=2)) == 0
+            upload_writes.append(engine, settings, patient.id, up.id, 0, io.BytesIO(b"a" * 10), 10)
+        assert (
+            upload_expiry.expire_uploads(engine, settings, datetime.now(UTC) + timedelta(days=2))
+            == 0
+        )
     assert uploads.get(engine, patient.id, up.id).offset == 0
 
 
 def test_expiry_removes_idle_unfinished_uploads_and_their_bytes(engine, settings, patient) -> None:
     data = clip("asl_eat.mkv").read_bytes()
-    idle = uploads.create(engine, settings, patient.id, len(data), None)
-    uploads.append(engine, settings, patient.id, idle.id, 0, io.BytesIO(data[:5000]), 5000)
+    idle = upload_writes.create(engine, settings, patient.id, len(data), None)
+    upload_writes.append(engine, settings, patient.id, idle.id, 0, io.BytesIO(data[:5000]), 5000)
     done = upload_all(engine, settings, patient, data)
-    uploads.finish(engine, open_storage(settings), settings, patient, done)
+    upload_finish.finish(engine, open_storage(settings), settings, patient, done)
     stray = uploads.part_path(settings, "0" * 32)
     stray.write_bytes(b"left by a crash")
     os.utime(stray, (0, 0))
     now = datetime.now(UTC)
-    assert uploads.expire_uploads(engine, settings, now) == 1  # only the stray file is old
+    assert upload_expiry.expire_uploads(engine, settings, now) == 1  # only the stray file is old
     assert not stray.exists() and uploads.part_path(settings, idle.id).exists()
-    fresh = uploads.create(engine, settings, patient.id, 10, None)
-    assert uploads.expire_uploads(engine, settings, now + timedelta(hours=25)) == 2
+    fresh = upload_writes.create(engine, settings, patient.id, 10, None)
+    assert upload_expiry.expire_uploads(engine, settings, now + timedelta(hours=25)) == 2
     assert not uploads.part_path(settings, idle.id).exists()
     with pytest.raises(uploads.NotFound):
         uploads.get(engine, patient.id, idle.id)
@@ -245,7 +254,7 @@ def test_expiry_removes_idle_unfinished_uploads_and_their_bytes(engine, settings
     # A finished upload is remembered a week, so a resumed client learns its outcome; the
     # submission itself is never touched.
     assert uploads.get(engine, patient.id, done).submission_id is not None
-    uploads.expire_uploads(engine, settings, now + timedelta(days=8))
+    upload_expiry.expire_uploads(engine, settings, now + timedelta(days=8))
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(schema.uploads)).scalar_one() == 0
     assert len(submissions(engine)) == 1

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, Engine, and_, func, not_, or_, select
 from sqlalchemy.sql import ColumnElement
 
-from vot import schema, uploads
+from vot import schema, upload_writes, uploads
 from vot.accounts import get_patient
 from vot.config import Settings
 from vot.db import as_utc, audit, utcnow
@@ -234,7 +234,7 @@ def _remove_uploads(engine: Engine, settings: Settings, patient_id: int) -> int:
     for row in rows:
         for attempt in range(BUSY_RETRIES):
             try:
-                uploads.terminate(engine, settings, patient_id, row.id)
+                upload_writes.terminate(engine, settings, patient_id, row.id)
                 break
             except uploads.NotFound:
                 break  # finished or expired meanwhile
