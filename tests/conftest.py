@@ -49,6 +49,34 @@ def work() -> None:
     )
 
 
+def run_cli(
+    *args: str, env: dict[str, str], stdin: str | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run ``vot ARGS`` in a new process with ``env`` as its only ``VOT_*`` variables."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("VOT_")}
+    full_env.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "vot.cli", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        input=stdin,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    """An S3-compatible server (moto's, over HTTP on loopback) for the tests of one module."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
 def make_settings(data_dir: Path, **overrides: object) -> Settings:
     """Settings for a test: everything under ``data_dir``, no environment read."""
     base = load_settings({"VOT_DATA_DIR": str(data_dir), "VOT_SECRET_KEY": "test-secret"})

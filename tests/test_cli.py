@@ -1,14 +1,11 @@
 """The ``vot`` command as a user runs it: a subprocess with its own environment."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import clip
+from tests.conftest import clip, run_cli
 
 CONTRACT_KEYS = {
     "confidence",
@@ -24,16 +21,8 @@ CONTRACT_KEYS = {
 
 
 def vot(tmp_path: Path, *args: str, stdin: str | None = None, **env: str):
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("VOT_")}
-    full_env.update({"VOT_DATA_DIR": str(tmp_path / "data"), "VOT_SECRET_KEY": "t", **env})
-    return subprocess.run(
-        [sys.executable, "-m", "vot.cli", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        input=stdin,
-        timeout=300,
-    )
+    base = {"VOT_DATA_DIR": str(tmp_path / "data"), "VOT_SECRET_KEY": "t"}
+    return run_cli(*args, env=base | env, stdin=stdin)
 
 
 def test_score_json_contract(tmp_path: Path) -> None:

@@ -6,15 +6,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import subprocess
-import sys
 from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 from test_ledger import add_patient, add_video
 
+from tests.conftest import run_cli
 from vot import accounts, schema
 from vot.config import Settings
 
@@ -34,19 +33,12 @@ CODES = ("ALICE-WANG-001", "BOB-LI-002", "CAROL-003", "DAN-004")
 
 
 def vot(settings: Settings, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VOT_")}
-    env.update(
-        VOT_DATA_DIR=str(tmp_path / "data"),
-        VOT_SECRET_KEY="t",
-        VOT_DATABASE_URL=settings.database_url,
-    )
-    return subprocess.run(
-        [sys.executable, "-m", "vot.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    env = {
+        "VOT_DATA_DIR": str(tmp_path / "data"),
+        "VOT_SECRET_KEY": "t",
+        "VOT_DATABASE_URL": settings.database_url,
+    }
+    return run_cli(*args, env=env, timeout=120)
 
 
 @pytest.fixture

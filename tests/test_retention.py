@@ -7,11 +7,8 @@ and "kept" means it is really still there.
 from __future__ import annotations
 
 import io
-import os
 import secrets
 import subprocess
-import sys
-from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +20,7 @@ from test_review import World, make_world
 from test_review_ui import csrf, form_token, login
 
 from review_ui import create_app
+from tests.conftest import run_cli
 from vot import adherence, pipeline, retention, review_verdicts, schema, upload_writes, uploads
 from vot.accounts import get_patient
 from vot.config import ConfigError, Settings, load_settings
@@ -32,17 +30,6 @@ from vot.storage import LocalStorage, S3Storage, Storage, open_storage
 
 s = schema.submissions
 NOW = utcnow()
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -500,16 +487,8 @@ def test_review_ui_shows_the_deleted_state_and_erases_on_request(
 
 
 def vot(data_dir: Path, database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VOT_")}
-    env |= {"VOT_DATA_DIR": str(data_dir), "VOT_DATABASE_URL": database_url}
-    env |= {"VOT_SECRET_KEY": "t"}
-    return subprocess.run(
-        [sys.executable, "-m", "vot.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    env = {"VOT_DATA_DIR": str(data_dir), "VOT_DATABASE_URL": database_url, "VOT_SECRET_KEY": "t"}
+    return run_cli(*args, env=env, timeout=120)
 
 
 def test_cli_retention_and_erase(

@@ -1,6 +1,5 @@
 """Local and S3 storage; S3 is boto3 talking HTTP to moto's server, not a patched client."""
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -8,17 +7,6 @@ import requests
 
 from tests.conftest import make_settings
 from vot.storage import LocalStorage, S3Storage, StorageError, open_storage
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 @pytest.fixture

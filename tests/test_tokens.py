@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from datetime import date
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
+from tests.conftest import run_cli
 from vot import accounts, schema, tokens
 
 
@@ -77,19 +76,12 @@ def test_a_changed_secret_key_cannot_reprint_the_link(engine, settings, codes) -
 
 
 def vot(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VOT_")}
-    env.update(
-        VOT_DATA_DIR=str(tmp_path / "data"),
-        VOT_SECRET_KEY="cli-secret",
-        VOT_PUBLIC_URL="http://192.0.2.10:8000",
-    )
-    return subprocess.run(
-        [sys.executable, "-m", "vot.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    env = {
+        "VOT_DATA_DIR": str(tmp_path / "data"),
+        "VOT_SECRET_KEY": "cli-secret",
+        "VOT_PUBLIC_URL": "http://192.0.2.10:8000",
+    }
+    return run_cli(*args, env=env, timeout=120)
 
 
 def test_cli_link_prints_the_same_url_until_rotated(tmp_path: Path) -> None:
