@@ -62,14 +62,35 @@ def _scope() -> Scope:
     return Scope(text["district"], text["clinic"], _date("start_from"), _date("start_to"))
 
 
+@bp.errorhandler(export.NoSnapshot)
+def no_snapshot(exc: export.NoSnapshot) -> Any:
+    return web.error(409, str(exc))
+
+
 def _exported(fmt: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The export rows for the request's filters, and what they state about themselves."""
+    """The export rows for the request's filters, and what they state about themselves.
+
+    ``source=snapshot`` reads the rows of the last refresh (409 when there is none; 400 with
+    ``as_of``, which only a live export can count to).
+    """
     scope, as_of, now = _scope(), _date("as_of"), utcnow()
+    source = request.args.get("source", "").strip() or "live"
+    if source not in export.SOURCES:
+        raise BadRequest(f"source must be one of {', '.join(export.SOURCES)}")
     limit = _int("limit", 1000, MAX_LIMIT) if fmt == "json" else None
     offset = _int("offset", 0, 10**9) if fmt == "json" else 0
+    computed_at = None
     with web.engine().begin() as conn:
-        rows = export.records(conn, now, as_of, scope, STANDARD, limit, offset)
-        meta = export.metadata(now, as_of, scope, STANDARD, len(rows))
+        if source == "snapshot":
+            try:
+                computed_at, rows = export.snapshot_records(
+                    conn, as_of, scope, STANDARD, limit, offset
+                )
+            except export.SnapshotAsOf as exc:
+                raise BadRequest(str(exc)) from None
+        else:
+            rows = export.records(conn, now, as_of, scope, STANDARD, limit, offset)
+        meta = export.metadata(now, as_of, scope, STANDARD, len(rows), computed_at)
         audit(
             conn,
             g.user.username,
@@ -77,6 +98,7 @@ def _exported(fmt: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
             "",
             filters=meta["filters"],
             as_of=meta["as_of"],
+            source=meta["source"],
             rows=len(rows),
         )
     if limit is not None:
@@ -105,6 +127,8 @@ def adherence_csv() -> Any:
             "Content-Disposition": f'attachment; filename="{name}"',
             "X-VOT-Generated-At": meta["generated_at"],
             "X-VOT-As-Of": meta["as_of"] or "today",
+            "X-VOT-Source": meta["source"],
+            "X-VOT-Computed-At": meta["computed_at"],
             "Link": f'<{url_for("analyst.definitions")}>; rel="describedby"',
         },
     )

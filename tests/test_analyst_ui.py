@@ -273,3 +273,32 @@ def test_missing_snapshot_is_computed_and_a_stale_one_recomputed_in_the_backgrou
     assert as_utc(datetime.fromisoformat(fresh["computed_at"])) > old + timedelta(hours=1)
     page = client.get("/analyst").get_data(as_text=True)
     assert "being recomputed" not in page and "<dt>Patients</dt><dd>3</dd>" in page
+
+
+def test_export_from_the_snapshot_equals_the_live_one_and_says_so(
+    client: FlaskClient, world: World
+) -> None:
+    sign_in(client, "ana")
+    absent = client.get("/api/v1/adherence?source=snapshot")
+    assert absent.status_code == 409 and "refresh" in absent.get_json()["error"]
+    assert client.get("/api/v1/adherence.csv?source=snapshot").status_code == 409
+    board = client.get("/api/v1/dashboard").get_json()  # none yet: computed now
+    live = client.get("/api/v1/adherence").get_json()
+    body = client.get("/api/v1/adherence?source=snapshot").get_json()
+    assert (live["source"], body["source"]) == ("live", "snapshot")
+    assert body["computed_at"] == board["computed_at"] and body["as_of"] is None
+    assert body["items"] == live["items"] and len(body["items"]) == 2
+    spec = json.loads(OPENAPI.read_text())
+    OAS30Validator(
+        {"$ref": "#/components/schemas/AdherenceList", "components": spec["components"]}
+    ).validate(body)
+    south = client.get("/api/v1/adherence?source=snapshot&clinic=South+Clinic").get_json()
+    assert [i["clinic"] for i in south["items"]] == ["South Clinic"]
+    assert south["filters"] == {"clinic": "South Clinic"}
+    reply = client.get("/api/v1/adherence.csv?source=snapshot")
+    assert reply.headers["X-VOT-Source"] == "snapshot"
+    assert reply.headers["X-VOT-Computed-At"] == board["computed_at"]
+    assert reply.get_data() == client.get("/api/v1/adherence.csv").get_data()
+    for query in ("source=yesterday", f"source=snapshot&as_of={date.today().isoformat()}"):
+        bad = client.get(f"/api/v1/adherence?{query}")
+        assert bad.status_code == 400, query

@@ -7,15 +7,16 @@ import csv
 import io
 import json
 import subprocess
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from test_ledger import add_patient, add_video
+from test_ledger import add_patient, add_user, add_video, excuse
 
 from tests.conftest import run_cli
-from vot import accounts, schema
+from vot import accounts, analytics, export, schema
 from vot.config import Settings
+from vot.ledger import EVERYONE, Scope
 
 CONTRACT = [
     "pseudonym",
@@ -148,3 +149,80 @@ def test_filters_by_district_clinic_and_regimen_start(
 def test_bad_date_is_a_usage_error(settings: Settings, tmp_path: Path) -> None:
     done = vot(settings, tmp_path, "export", "adherence", "--as-of", "10/03/2024")
     assert done.returncode == 2 and "YYYY-MM-DD" in done.stderr
+
+
+def test_snapshot_export_equals_the_live_export_row_for_row(engine, seeded) -> None:
+    now = datetime(2024, 3, 12, 20, 0, tzinfo=UTC)  # already 13 March in Shanghai
+    with engine.begin() as conn:
+        north = accounts.ensure_clinic(conn, "North Clinic")
+        south = accounts.ensure_clinic(conn, "South Clinic")
+        user = add_user(conn, north)
+        late = add_patient(conn, south, date(2024, 3, 8), code="LATE-005")
+        east = add_patient(conn, north, date(2024, 3, 2), tz="Asia/Shanghai", code="EAST-006")
+        add_video(conn, late, date(2024, 3, 8), schema.REJECTED)
+        add_video(conn, late, date(2024, 3, 9), schema.REVIEW)
+        excuse(conn, late, date(2024, 3, 10), user)
+        for day in range(2, 14):
+            add_video(conn, east, date(2024, 3, day), schema.ACCEPTED)
+        assert analytics.refresh(conn, now) == now
+    scopes = [
+        EVERYONE,
+        Scope(district="Lakeside"),
+        Scope(clinic="South Clinic"),
+        Scope(district="Hills", clinic="South Clinic"),
+        Scope(start_from=date(2024, 3, 2)),
+        Scope(start_to=date(2024, 3, 1)),
+        Scope(district="Nowhere"),
+    ]
+    with engine.connect() as conn:
+        live = export.records(conn, now)
+        assert len(live) == 6 and {r["as_of"] for r in live} == {"2024-03-12", "2024-03-13"}
+        assert {r["pending"] for r in live} == {0, 1} and {r["excused"] for r in live} == {0, 1}
+        for scope in scopes:
+            assert export.snapshot_records(conn, scope=scope) == (
+                now,
+                export.records(conn, now, scope=scope),
+            ), scope
+        assert export.snapshot_records(conn, limit=2, offset=3)[1] == live[3:5]
+
+
+def test_snapshot_export_is_as_of_its_refresh_and_refuses_another_date(engine, seeded) -> None:
+    then = datetime(2024, 3, 10, 12, 0, tzinfo=UTC)
+    with engine.begin() as conn:
+        analytics.refresh(conn, then)
+        before = export.records(conn, then)
+        add_video(conn, seeded["DAN-004"], date(2024, 3, 2), schema.ACCEPTED)
+    later = then + timedelta(hours=1)
+    with engine.connect() as conn:
+        at, stale = export.snapshot_records(conn)
+        assert at == then and stale == before
+        assert stale != export.records(conn, later)  # DAN's new dose is not in it
+        meta = export.metadata(later, None, EVERYONE, export.STANDARD, len(stale), at)
+        assert (meta["source"], meta["computed_at"]) == ("snapshot", then.isoformat())
+        assert export.metadata(later, None, EVERYONE, export.STANDARD, 0)["source"] == "live"
+        with pytest.raises(export.SnapshotAsOf, match="export live"):
+            export.snapshot_records(conn, date(2024, 3, 10))
+    with engine.begin() as conn:
+        analytics.refresh(conn, later)
+    with engine.connect() as conn:
+        assert export.snapshot_records(conn) == (later, export.records(conn, later))
+
+
+def test_snapshot_export_on_the_command_line(settings: Settings, seeded, tmp_path: Path) -> None:
+    args = ("export", "adherence", "--snapshot")
+    absent = vot(settings, tmp_path, *args)
+    assert absent.returncode == 1 and absent.stdout == ""
+    assert absent.stderr.count("\n") == 1 and "vot analytics refresh" in absent.stderr
+    refreshed = vot(settings, tmp_path, "analytics", "refresh")
+    assert refreshed.returncode == 0, refreshed.stderr
+    at = refreshed.stdout.split()[-1]
+    # The regimens ended in 2024: the figures are the same whenever they are computed.
+    live = vot(settings, tmp_path, "export", "adherence")
+    snapshot = vot(settings, tmp_path, *args)
+    assert snapshot.returncode == 0, snapshot.stderr
+    assert snapshot.stdout == live.stdout and len(rows_of(snapshot.stdout)) == 4
+    body = json.loads(vot(settings, tmp_path, *args, "--format", "json").stdout)
+    assert (body["source"], body["computed_at"], body["as_of"]) == ("snapshot", at, None)
+    assert body["rows"] == 4 and "ALICE" not in json.dumps(body)
+    dated = vot(settings, tmp_path, *args, "--as-of", "2024-03-10", "--district", "Hills")
+    assert dated.returncode == 1 and "export live" in dated.stderr and dated.stdout == ""

@@ -77,7 +77,7 @@ def test_version_5_database_gets_the_retention_columns_keeping_its_rows(engine) 
             {"day": date(2024, 3, 1), "now": now},
         )
     assert current_version(engine) == 5
-    assert upgrade(engine) == [6]
+    assert upgrade(engine) == [6, 7]
     s = schema.submissions
     with engine.connect() as conn:
         columns = {c["name"] for c in inspect(conn).get_columns("submissions")}
@@ -88,3 +88,47 @@ def test_version_5_database_gets_the_retention_columns_keeping_its_rows(engine) 
         conn.execute(s.update().values(review_deleted_at=now))
         stored = conn.execute(select(s.c.review_deleted_at)).scalar_one()
     assert as_utc(stored) == now
+
+
+def test_version_6_snapshot_gets_the_export_columns_keeping_its_rows(engine) -> None:
+    from datetime import date
+
+    from vot import export
+
+    now = datetime.now(UTC)
+    snap = schema.adherence_snapshot
+    with engine.begin() as conn:
+        conn.execute(text("DROP INDEX ix_adherence_snapshot_export"))
+        for column in ("pseudonym", "clinic", "district", "record"):
+            conn.execute(text(f"ALTER TABLE adherence_snapshot DROP COLUMN {column}"))
+        conn.execute(
+            schema.schema_migrations.delete().where(schema.schema_migrations.c.version > 6)
+        )
+        conn.execute(schema.clinics.insert().values(id=1, name="C", district="", created_at=now))
+        conn.execute(
+            schema.patients.insert().values(
+                id=1, code="P-1", clinic_id=1, timezone="UTC", pseudonym="p1", created_at=now
+            )
+        )
+        # A snapshot row as a version-6 refresh wrote it: no export row.
+        conn.execute(
+            text(
+                "INSERT INTO adherence_snapshot (patient_id, clinic_id, regimen_start, as_of,"
+                " expected, taken, excused, missed, longest_missed_run, flag_below, flag_ltfu,"
+                " completed, computed_at) VALUES (1, 1, :start, :start, 3, 2, 0, 1, 1, :yes,"
+                " :no, :no, :now)"
+            ),
+            {"start": date(2024, 3, 1), "now": now, "yes": True, "no": False},
+        )
+    assert current_version(engine) == 6
+    assert upgrade(engine) == [7]
+    with engine.connect() as conn:
+        columns = {c["name"] for c in inspect(conn).get_columns("adherence_snapshot")}
+        assert {"pseudonym", "clinic", "district", "record"} <= columns
+        indexes = {i["name"] for i in inspect(conn).get_indexes("adherence_snapshot")}
+        assert "ix_adherence_snapshot_export" in indexes
+        row = conn.execute(select(snap.c.expected, snap.c.taken, snap.c.record)).one()
+        assert tuple(row) == (3, 2, None)
+        # The old rows serve the dashboard still, but not the export: it asks for a refresh.
+        with pytest.raises(export.NoSnapshot, match="refresh it first"):
+            export.snapshot_records(conn)

@@ -2,11 +2,13 @@
 
 :func:`refresh` recomputes, inside the database, every patient's figures (the same SQL as the
 export) and twelve weeks of figures per clinic, district and nation; the dashboard then reads
-small tables instead of the whole ledger.
+small tables instead of the whole ledger. Each patient's whole export row is stored too, so
+:func:`vot.export.snapshot_records` can serve the export as of the refresh.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
-from vot import ledger, schema
+from vot import export, ledger, schema
 from vot.adherence import STANDARD, Definitions
 from vot.db import as_utc
 
@@ -233,7 +235,7 @@ def refresh(conn: Connection, now: datetime, defs: Definitions = STANDARD) -> da
 
 
 def _snapshot(conn: Connection, now: datetime, defs: Definitions) -> list[dict[str, Any]]:
-    """Every patient's snapshot row, computed by the export's SQL."""
+    """Every patient's snapshot row, computed by the export's SQL, with the export's row."""
     countings = ledger.zones(conn, now, None)
     query = ledger.figures_statement(tuple(countings), (), defs).order_by(None)
     return [
@@ -251,6 +253,10 @@ def _snapshot(conn: Connection, now: datetime, defs: Definitions) -> list[dict[s
             flag_ltfu=bool(row.ltfu),
             completed=bool(row.completed),
             computed_at=now,
+            pseudonym=row.pseudonym,
+            clinic=row.clinic,
+            district=row.district,
+            record=json.dumps(export.record(ledger.to_row(row), defs)),
         )
         for row in conn.execute(query, ledger.zone_params(countings))
     ]

@@ -365,9 +365,13 @@ def cmd_export_adherence(settings: Settings, args: argparse.Namespace) -> int:
         raise RuntimeError("the database schema is not current; run `vot db upgrade` first")
     scope = Scope(args.district, args.clinic, args.start_from, args.start_to)
     now = utcnow()
+    computed_at = None
     with engine.connect() as conn:
-        rows = export.records(conn, now, args.as_of, scope)
-    meta = export.metadata(now, args.as_of, scope, Definitions(), len(rows))
+        if args.snapshot:
+            computed_at, rows = export.snapshot_records(conn, args.as_of, scope)
+        else:
+            rows = export.records(conn, now, args.as_of, scope)
+    meta = export.metadata(now, args.as_of, scope, Definitions(), len(rows), computed_at)
     out = io.StringIO()
     if args.format == "csv":
         export.write_csv(rows, out, Definitions())
@@ -379,6 +383,20 @@ def cmd_export_adherence(settings: Settings, args: argparse.Namespace) -> int:
         sys.stdout.write(out.getvalue())
     if args.meta:
         Path(args.meta).write_text(json.dumps(meta, indent=1) + "\n")
+    return 0
+
+
+def cmd_analytics_refresh(settings: Settings, args: argparse.Namespace) -> int:
+    from vot import analytics
+    from vot.db import get_engine, utcnow
+    from vot.migrations import HEAD, current_version
+
+    engine = get_engine(settings)
+    if current_version(engine) != HEAD:
+        raise RuntimeError("the database schema is not current; run `vot db upgrade` first")
+    with engine.begin() as conn:
+        at = analytics.refresh(conn, utcnow())
+    print(f"adherence snapshot computed at {at.isoformat()}")
     return 0
 
 
@@ -490,6 +508,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start-to", type=_date, help="regimens starting on or before this date")
     p.add_argument("--output", help="file to write (default: standard output)")
     p.add_argument("--meta", help="also write the as-of, filters and definitions (JSON) here")
+    p.add_argument(
+        "--snapshot",
+        action="store_true",
+        help="read the rows stored by the last `vot analytics refresh` (fast; as of that "
+        "refresh, stated in the metadata; not with --as-of)",
+    )
+
+    analytics = sub.add_parser("analytics", help="the analysts' adherence snapshot")
+    analytics.add_subparsers(dest="analytics_command", required=True, metavar="ACTION").add_parser(
+        "refresh", help="recompute the dashboard and export snapshot from the ledger"
+    ).set_defaults(fn=cmd_analytics_refresh)
     return parser
 
 
@@ -518,6 +547,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _is_user_error(exc: Exception) -> bool:
     from vot.accounts import AccountError
+    from vot.export import SnapshotAsOf
     from vot.ingest import IngestError
     from vot.media import MediaError
     from vot.retention import ErasureError
@@ -532,6 +562,7 @@ def _is_user_error(exc: Exception) -> bool:
         MediaError,
         StorageError,
         ThresholdError,
+        SnapshotAsOf,
         LookupError,
         RuntimeError,
     )

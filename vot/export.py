@@ -4,6 +4,10 @@ The CSV holds data only, so every CSV tool reads it as it is. What the figures m
 rule, the definitions, the filters) travels beside it: in the JSON form, in the HTTP headers of
 the CSV download, and in ``vot export adherence --meta FILE``. Rows are ordered by district,
 clinic and pseudonym, so the same data give the same file. No column holds a name or a code.
+
+Two sources give the same rows: ``live`` computes them from the whole ledger now (:func:`records`,
+about half a minute nationally); ``snapshot`` reads the rows :func:`vot.analytics.refresh` stored
+(:func:`snapshot_records`), as of that refresh, which the metadata states.
 """
 
 from __future__ import annotations
@@ -15,12 +19,23 @@ from dataclasses import asdict
 from datetime import date, datetime
 from typing import IO, Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, func, select
 
-from vot import ledger
+from vot import ledger, schema
 from vot.adherence import STANDARD, Definitions
+from vot.db import as_utc
 
 FORMATS = ("csv", "json")
+SOURCES = ("live", "snapshot")
+snap = schema.adherence_snapshot
+
+
+class NoSnapshot(LookupError):
+    """There is no snapshot to export from (never refreshed, or refreshed before version 7)."""
+
+
+class SnapshotAsOf(ValueError):
+    """A snapshot export was asked for a date of its own: only a live export can count to it."""
 
 
 def columns(defs: Definitions) -> tuple[str, ...]:
@@ -119,9 +134,15 @@ def record(row: ledger.Row, defs: Definitions) -> dict[str, Any]:
 
 
 def metadata(
-    now: datetime, as_of: date | None, scope: ledger.Scope, defs: Definitions, rows: int
+    now: datetime,
+    as_of: date | None,
+    scope: ledger.Scope,
+    defs: Definitions,
+    rows: int,
+    computed_at: datetime | None = None,
 ) -> dict[str, Any]:
-    """What an export states about itself."""
+    """What an export states about itself; ``computed_at``: when the snapshot it was read from
+    was computed (None: computed live, at ``now``)."""
     filters = {
         k: (v.isoformat() if isinstance(v, date) else v)
         for k, v in asdict(scope).items()
@@ -129,6 +150,8 @@ def metadata(
     }
     return {
         "generated_at": now.isoformat(),
+        "source": "live" if computed_at is None else "snapshot",
+        "computed_at": (computed_at or now).isoformat(),
         "as_of": as_of.isoformat() if as_of else None,
         "filters": filters,
         "rows": rows,
@@ -149,6 +172,61 @@ def records(
     """The export rows for ``scope`` (see :func:`vot.ledger.figures`)."""
     found = ledger.figures(conn, now, as_of, scope, defs, limit, offset)
     return [record(row, defs) for row in found]
+
+
+_SNAPSHOT_FILTERS = {
+    "district": lambda v: snap.c.district == v,
+    "clinic": lambda v: snap.c.clinic == v,
+    "start_from": lambda v: snap.c.regimen_start >= v,
+    "start_to": lambda v: snap.c.regimen_start <= v,
+    "patient_id": lambda v: snap.c.patient_id == v,
+}
+
+
+def snapshot_records(
+    conn: Connection,
+    as_of: date | None = None,
+    scope: ledger.Scope = ledger.EVERYONE,
+    defs: Definitions = STANDARD,
+    limit: int | None = None,
+    offset: int = 0,
+) -> tuple[datetime, list[dict[str, Any]]]:
+    """The export rows for ``scope`` as :func:`vot.analytics.refresh` stored them, in the same
+    order as :func:`records`, and when they were computed.
+
+    They are the rows :func:`records` gives with no ``as_of`` at the time of the refresh.
+
+    Raises:
+        SnapshotAsOf: ``as_of`` was given; the snapshot counts up to each patient's day at the
+            refresh, so only a live export can count to a date of one's choosing.
+        NoSnapshot: there is none, or it was refreshed before the export rows were stored.
+    """
+    if as_of is not None:
+        raise SnapshotAsOf(
+            "the snapshot counts dose days up to each patient's day when it was refreshed; "
+            "for figures as of a chosen date, export live (without the snapshot)"
+        )
+    at, missing = conn.execute(
+        select(func.max(snap.c.computed_at), func.count().filter(snap.c.record.is_(None)))
+    ).one()
+    if at is None or missing:
+        raise NoSnapshot(
+            "there is no adherence snapshot with export rows; refresh it first "
+            "(`vot analytics refresh`, or Refresh on the analyst dashboard)"
+        )
+    query = (
+        select(snap.c.record)
+        .where(*(_SNAPSHOT_FILTERS[name](getattr(scope, name)) for name in scope.shape))
+        .order_by(snap.c.district, snap.c.clinic, snap.c.pseudonym)
+        .limit(limit)
+        .offset(offset)
+    )
+    rows = [json.loads(text) for text in conn.execute(query).scalars()]
+    if rows and tuple(rows[0]) != columns(defs):
+        raise NoSnapshot("the snapshot was computed with other definitions; refresh it first")
+    computed_at = as_utc(at)
+    assert computed_at is not None
+    return computed_at, rows
 
 
 def write_csv(rows: Iterable[dict[str, Any]], out: IO[str], defs: Definitions) -> None:

@@ -458,6 +458,39 @@ class Row:
     adherence: Adherence
 
 
+def to_row(row: Any) -> Row:
+    """One result row of :func:`figures_statement` as a :class:`Row`."""
+    last_taken = from_epoch(row.last_taken) if row.last_taken is not None else None
+    return Row(
+        row.pseudonym,
+        row.clinic,
+        row.district,
+        row.end_reason,
+        Adherence(
+            row.pid,
+            row.start_date,
+            from_epoch(row.last),
+            from_epoch(row.as_of),
+            row.expected,
+            row.taken,
+            row.excused,
+            row.pending,
+            row.rejected,
+            row.unclear,
+            row.missed,
+            row.i_expected,
+            row.i_taken,
+            row.run,
+            row.gap,
+            last_taken,
+            row.since,
+            bool(row.below),
+            bool(row.ltfu),
+            bool(row.completed),
+        ),
+    )
+
+
 # The planner cannot see through the day arithmetic, guesses a few thousand dose days where there
 # are millions, and picks hash aggregates that spill to disk. The rows arrive in index order, so
 # streaming (sorted) aggregates are far cheaper; JIT compiling this large query costs more than
@@ -503,37 +536,4 @@ def figures(
     params = {**zone_params(countings), **scope.params}
     with tuned(conn, streaming=scope.patient_id is None):  # one patient: a few hundred rows
         found = conn.execute(query, params).all()
-    rows = []
-    for row in found:
-        last_taken = from_epoch(row.last_taken) if row.last_taken is not None else None
-        rows.append(
-            Row(
-                row.pseudonym,
-                row.clinic,
-                row.district,
-                row.end_reason,
-                Adherence(
-                    row.pid,
-                    row.start_date,
-                    from_epoch(row.last),
-                    from_epoch(row.as_of),
-                    row.expected,
-                    row.taken,
-                    row.excused,
-                    row.pending,
-                    row.rejected,
-                    row.unclear,
-                    row.missed,
-                    row.i_expected,
-                    row.i_taken,
-                    row.run,
-                    row.gap,
-                    last_taken,
-                    row.since,
-                    bool(row.below),
-                    bool(row.ltfu),
-                    bool(row.completed),
-                ),
-            )
-        )
-    return rows
+    return [to_row(row) for row in found]

@@ -69,6 +69,22 @@ def _v6_retention(conn: Connection) -> None:
             conn.execute(text(f"ALTER TABLE submissions ADD COLUMN {name} {kind}"))
 
 
+def _v7_export_snapshot(conn: Connection) -> None:
+    columns = {c["name"] for c in inspect(conn).get_columns("adherence_snapshot")}
+    wanted = {
+        "pseudonym": "VARCHAR(32)",
+        "clinic": "VARCHAR(200)",
+        "district": "VARCHAR(200)",
+        "record": "TEXT",
+    }
+    for name, kind in wanted.items():
+        if name not in columns:
+            conn.execute(text(f"ALTER TABLE adherence_snapshot ADD COLUMN {name} {kind}"))
+    for index in schema.adherence_snapshot.indexes:
+        if index.name == "ix_adherence_snapshot_export":
+            index.create(conn, checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -82,6 +98,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         5, "adherence: excusals, weekday mask, ledger indexes, dashboard snapshot", _v5_adherence
     ),
     Migration(6, "retention: when each video was deleted, and erasures", _v6_retention),
+    Migration(7, "adherence snapshot: each patient's export row", _v7_export_snapshot),
 )
 HEAD = MIGRATIONS[-1].version
 

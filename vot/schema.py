@@ -241,6 +241,14 @@ adherence_snapshot = Table(
     Column("flag_ltfu", Boolean, nullable=False),
     Column("completed", Boolean, nullable=False),
     Column("computed_at", DateTime(timezone=True), nullable=False),
+    # Migration 7: the patient's whole export row (vot.export.record, as JSON) and what the
+    # export filters and sorts it by, so the export can be served from the snapshot. NULL in
+    # rows refreshed before version 7.
+    Column("pseudonym", String(32), nullable=True),
+    Column("clinic", String(200), nullable=True),
+    Column("district", String(200), nullable=True),
+    Column("record", Text, nullable=True),
+    Index("ix_adherence_snapshot_export", "district", "clinic", "pseudonym"),
 )
 
 analytics_weekly = Table(
