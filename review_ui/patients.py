@@ -42,7 +42,11 @@ def index() -> Any:
 
 @bp.get("/<int:patient_id>/link")
 def link_card(patient_id: int) -> Any:
-    """A printable card with the patient's personal upload link as a QR code."""
+    """A printable card with the patient's personal upload link as a QR code.
+
+    When the link was revoked (by ``vot patient revoke-link`` or an erasure), the page says so
+    and offers a new one instead.
+    """
     import segno
 
     from vot import tokens
@@ -50,12 +54,31 @@ def link_card(patient_id: int) -> Any:
 
     with web.engine().begin() as conn:
         code = review_patients.calendar(conn, g.user, patient_id).code  # 404 outside the clinic
-        token = tokens.link_token(conn, web.settings().secret_key, code, actor=g.user.username)
+        try:
+            token = tokens.link_token(conn, web.settings().secret_key, code, actor=g.user.username)
+        except tokens.TokenError as exc:
+            return render_template(
+                "patient_link.html", code=code, patient_id=patient_id, revoked=str(exc)
+            )
         audit(conn, g.user.username, "patient.link_printed", f"patient:{patient_id}")
     url = tokens.patient_url(web.settings().public_url, token)
     # Inline SVG is markup, not script: the CSP needs no exception for it.
     qr = segno.make(url, error="m").svg_inline(scale=6, title="personal upload link")
-    return render_template("patient_link.html", code=code, url=url, qr=qr)
+    return render_template(
+        "patient_link.html", code=code, patient_id=patient_id, url=url, qr=qr, revoked=None
+    )
+
+
+@bp.post("/<int:patient_id>/link")
+def new_link(patient_id: int) -> Any:
+    """Revoke the patient's links and issue a new one (audited); then show its card."""
+    from vot import tokens
+
+    with web.engine().begin() as conn:
+        code = review_patients.calendar(conn, g.user, patient_id).code  # 404 outside the clinic
+        tokens.rotate(conn, web.settings().secret_key, code, actor=g.user.username)
+    flash(f"A new upload link for {code}: every earlier one no longer works.")
+    return redirect(url_for("patients.link_card", patient_id=patient_id))
 
 
 @bp.get("/<int:patient_id>")
@@ -138,6 +161,8 @@ def erase(patient_id: int) -> Any:
     flash(
         f"Erased the videos of {code}: {len(report.submissions)} dose video(s), "
         f"{report.objects} stored file(s), {report.uploads} upload(s) in progress. "
-        "Decisions and the audit log remain."
+        + ("The upload link was revoked; print a new one if the patient goes on recording. "
+           if report.links_revoked else "")
+        + "Decisions and the audit log remain."
     )
     return redirect(url_for("patients.calendar", patient_id=patient_id))

@@ -7,6 +7,7 @@ and "kept" means it is really still there.
 from __future__ import annotations
 
 import io
+import re
 import secrets
 import subprocess
 from datetime import date, datetime, timedelta
@@ -21,7 +22,16 @@ from test_review_ui import csrf, form_token, login
 
 from review_ui import create_app
 from tests.conftest import run_cli
-from vot import adherence, pipeline, retention, review_verdicts, schema, upload_writes, uploads
+from vot import (
+    adherence,
+    pipeline,
+    retention,
+    review_verdicts,
+    schema,
+    tokens,
+    upload_writes,
+    uploads,
+)
 from vot.accounts import get_patient
 from vot.config import ConfigError, Settings, load_settings
 from vot.db import as_utc, utcnow
@@ -338,6 +348,9 @@ def test_erasure_removes_every_object_of_the_patient_and_nothing_else(
     up_a = upload_writes.create(engine, settings, patient_a.id, 1000, None)
     upload_writes.append(engine, settings, patient_a.id, up_a.id, 0, io.BytesIO(b"x" * 100), 100)
     up_b = upload_writes.create(engine, settings, patient_b.id, 1000, None)
+    with engine.begin() as conn:
+        link_a = tokens.link_token(conn, settings.secret_key, "A-001")
+        link_b = tokens.link_token(conn, settings.secret_key, "B-001")
     assert a_keys | b_keys == listing(storage)
     rows_before = counts(engine)
     reviews_before = rows_before["reviews"]
@@ -348,8 +361,12 @@ def test_erasure_removes_every_object_of_the_patient_and_nothing_else(
     )
     assert sorted(report.submissions) == sorted(a_subs.values())
     assert report.stopped == [a_subs["processing"]]
-    assert report.uploads == 1 and report.shared_kept == 1
+    assert report.uploads == 1 and report.shared_kept == 1 and report.links_revoked == 1
     assert report.objects == len(a_keys)
+    with engine.connect() as conn:  # no new video arrives by A's link; B's still works
+        with pytest.raises(tokens.RevokedToken):
+            tokens.resolve(conn, link_a)
+        assert tokens.resolve(conn, link_b).code == "B-001"
     assert listing(storage) == b_keys  # nothing of A is left, everything of B is
     assert not uploads.part_path(settings, up_a.id).exists()
     assert uploads.part_path(settings, up_b.id).exists()
@@ -386,6 +403,7 @@ def test_erasure_removes_every_object_of_the_patient_and_nothing_else(
     assert logged.actor == "admin" and logged.target == f"patient:{pa}"
     assert logged.detail["reason"] == "patient's written request"
     assert logged.detail["objects"] == len(a_keys) and logged.detail["uploads"] == 1
+    assert logged.detail["links_revoked"] == 1
 
     # A transcode that was already running writes its output after the erasure: the next
     # retention pass removes it.
@@ -398,6 +416,7 @@ def test_erasure_removes_every_object_of_the_patient_and_nothing_else(
         engine, storage, settings, "A-001", actor="admin", reason="asked again"
     )
     assert again.objects == 0 and again.stopped == [] and listing(storage) == b_keys
+    assert again.links_revoked == 0
     assert len(audit_rows(engine, "patient.erase")) == 2
     assert statuses(engine) == after
 
@@ -467,6 +486,8 @@ def test_review_ui_shows_the_deleted_state_and_erases_on_request(
     login(analyst, "analyst")
     assert analyst.get(url).status_code == 403
     assert audit_rows(engine, "patient.erase") == []
+    card_url = f"/patients/{world.patient_a}/link"
+    assert "<svg" in client.get(card_url).get_data(as_text=True)  # A has a link
 
     done = client.post(
         url,
@@ -484,6 +505,21 @@ def test_review_ui_shows_the_deleted_state_and_erases_on_request(
     # The waiting one can still be decided, without its video.
     assert 'id="verdict-form"' in client.get(f"/review/{recent}").get_data(as_text=True)
     assert client.get(f"/review/{other}").status_code == 404  # clinic B's, as before
+
+    # The erasure revoked the upload link: the card says so and offers a new one.
+    card = client.get(card_url)
+    text = card.get_data(as_text=True)
+    assert card.status_code == 200 and 'id="link-revoked"' in text and "<svg" not in text
+    assert client.post(card_url, data={}).status_code == 400  # no CSRF token
+    assert other_clinic.post(card_url, data={"csrf_token": csrf(other_clinic)}).status_code == 404
+    fresh = client.post(card_url, data={"csrf_token": form_token(text)}, follow_redirects=True)
+    text = fresh.get_data(as_text=True)
+    assert fresh.status_code == 200 and "<svg" in text and 'id="link-revoked"' not in text
+    assert "A new upload link for A-001" in text
+    (new_token,) = re.findall(r"/p/([A-Za-z0-9_-]{20,})", text)[:1]
+    with engine.connect() as conn:
+        assert tokens.resolve(conn, new_token).code == "A-001"
+    assert [r.actor for r in audit_rows(engine, "patient.link_revoke")] == ["sup-a", "sup-a"]
 
 
 def vot(data_dir: Path, database_url: str, *args: str) -> subprocess.CompletedProcess[str]:

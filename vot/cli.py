@@ -269,6 +269,12 @@ def cmd_patient_erase(settings: Settings, args: argparse.Namespace) -> int:
             if report.shared_kept
             else ""
         )
+        + (
+            f"; {report.links_revoked} upload link(s) revoked "
+            f"(a new one: vot patient rotate-link {report.code})"
+            if report.links_revoked
+            else ""
+        )
         + "; decisions and the audit log remain"
     )
     return 0

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, Engine, and_, func, not_, or_, select
 from sqlalchemy.sql import ColumnElement
 
-from vot import schema, upload_writes, uploads
+from vot import schema, tokens, upload_writes, uploads
 from vot.accounts import get_patient
 from vot.config import Settings
 from vot.db import as_utc, audit, utcnow
@@ -81,6 +81,7 @@ class ErasureReport:
     objects: int = 0
     shared_kept: int = 0
     uploads: int = 0  # unfinished uploads removed with their bytes
+    links_revoked: int = 0  # upload links that were active
 
 
 def _remove(storage: Storage, keys: Iterable[str], prefix: str | None, dry_run: bool) -> int:
@@ -262,8 +263,10 @@ def erase_patient(
 ) -> ErasureReport:
     """Erase every stored video of patient ``code`` at their request; keep the decisions.
 
-    Removes raw uploads, review copies, posters, stills and unfinished uploads. Submissions
-    still being processed are rejected with :data:`ERASED_REASON`, which stops their jobs; the
+    First revokes the patient's upload links, so that no new video arrives while (or after) the
+    stored ones are removed; a supervisor issues a new link with ``vot patient rotate-link``
+    when the patient goes on recording. Removes raw uploads, review copies, posters, stills and
+    unfinished uploads. Submissions still being processed are rejected with :data:`ERASED_REASON`, which stops their jobs; the
     ones waiting for review stay for a supervisor to decide without the video. Repeating it is
     harmless; each call is one audit-log entry.
 
@@ -281,6 +284,8 @@ def erase_patient(
     with engine.connect() as conn:
         patient = get_patient(conn, code)
     report = ErasureReport(patient.id, patient.code)
+    with engine.begin() as conn:
+        report.links_revoked = tokens.revoke(conn, code, actor)
     report.uploads = _remove_uploads(engine, settings, patient.id)
     with engine.begin() as conn:
         # First stop the processing, so no job starts on a video that is about to go.
@@ -332,6 +337,7 @@ def erase_patient(
             objects=report.objects,
             shared_kept=report.shared_kept,
             uploads=report.uploads,
+            links_revoked=report.links_revoked,
         )
     logger.info(
         "erased the videos of patient %s: %s submission(s), %s object(s), %s upload(s)",
