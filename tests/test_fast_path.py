@@ -1,6 +1,9 @@
 """The fast path (remux instead of re-encode, reference pictures only, gated models) gives the
 slow path's answers.
 
+The slow path decodes every frame, runs the models on every sampled frame and tracks hands with
+the two-hand graph throughout; the fast path follows a lone hand with the one-hand graph.
+
 Tolerance: on clips whose slow-path confidence is clear (at least 0.9 or at most 0.1) the fast
 path gives the same triage decision, a confidence within 0.1 and a key moment within 0.3 s.
 Mid-range confidences move more between the two paths, as much as the slow path itself moves
@@ -18,6 +21,7 @@ from tests.conftest import clip
 from vot.config import REPO_ROOT
 from vot.media import ffmpeg_exe, probe
 from vot.triage import decide, load_thresholds
+from workers.detect import DetectorOptions
 from workers.frames import FrameSamplerOptions, sample_frames
 from workers.process import make_review_copy
 from workers.scorer import GatingOptions, Scorer, ScorerOptions
@@ -26,6 +30,7 @@ from workers.transcode import copy_refusal
 SLOW = ScorerOptions(
     sampler=FrameSamplerOptions(fps=10.0, max_side=960, skip_nonref=False),
     gating=GatingOptions(stride=1),
+    detector=DetectorOptions(second_hand_check_s=0.0),  # the two-hand graph on every frame
 )
 
 

@@ -61,6 +61,14 @@ class DetectorOptions:
             tiles, then the picture turned by quarter turns).
         idle_look_every_s: how often faces are looked for while none has been seen for
             ``face_hold_s``; a person coming into view is picked up within this time.
+        one_hand_after_s: after this long with at most one hand in view, hands are tracked
+            with a one-hand graph. A two-hand graph that tracks one hand runs the palm
+            detector on every frame to look for the second, which is most of the cost of
+            hand detection; the one-hand graph only follows the hand it has.
+        second_hand_check_s: while the one-hand graph is in use, how often the two-hand graph
+            looks at the frame afresh; a second hand found then switches back to it, so a
+            hand coming into view is picked up within this time. 0 keeps the two-hand graph
+            throughout.
     """
 
     min_face_confidence: float = 0.5
@@ -72,6 +80,8 @@ class DetectorOptions:
     face_hold_s: float = 1.0
     search_every_s: float = 1.0
     idle_look_every_s: float = 0.3
+    one_hand_after_s: float = 0.5
+    second_hand_check_s: float = 0.5
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -103,6 +113,63 @@ def _quarter_turns(face: Face) -> int:
     return int(round(roll / 90.0)) % 4 if abs(roll) > 45.0 else 0
 
 
+class _HandTracker:
+    """Hand landmarks frame by frame, with a two-hand graph or a cheaper one-hand graph.
+
+    Starts with the two-hand graph. Once at most one hand has been seen for
+    ``one_hand_after_s``, follows that hand with the one-hand graph, and every
+    ``second_hand_check_s`` runs the two-hand graph from scratch on the frame instead: when it
+    finds two hands it keeps tracking them and the one-hand graph rests.
+    """
+
+    def __init__(self, hands_module, o: DetectorOptions) -> None:
+        def graph(max_hands: int):
+            return hands_module.Hands(
+                static_image_mode=False,
+                max_num_hands=max_hands,
+                model_complexity=o.hand_model_complexity,
+                min_detection_confidence=o.min_hand_confidence,
+                min_tracking_confidence=o.min_hand_tracking_confidence,
+            )
+
+        self._options = o
+        self._two = graph(2)
+        self._one = graph(1) if o.second_hand_check_s > 0 else None
+        self.reset()
+
+    def reset(self) -> None:
+        for g in (self._two, self._one):
+            if g is not None:
+                g.reset()
+        self.single = False  # following one hand with the one-hand graph
+        self._two_seen_t = 0.0  # last time two hands were seen (or tracking started)
+        self._check_t = 0.0  # last time the two-hand graph looked afresh
+
+    def close(self) -> None:
+        for g in (self._two, self._one):
+            if g is not None:
+                g.close()
+
+    def process(self, rgb: np.ndarray, t: float):
+        o = self._options
+        if not self.single:
+            result = self._two.process(rgb)
+            if len(result.multi_hand_landmarks or []) >= 2:
+                self._two_seen_t = t
+            elif self._one is not None and t - self._two_seen_t >= o.one_hand_after_s:
+                self.single, self._check_t = True, t
+                self._one.reset()
+            return result
+        if t - self._check_t >= o.second_hand_check_s:
+            self._check_t = t
+            self._two.reset()  # look afresh: palm detection over the whole crop
+            result = self._two.process(rgb)
+            if len(result.multi_hand_landmarks or []) >= 2:
+                self.single, self._two_seen_t = False, t
+            return result
+        return self._one.process(rgb)
+
+
 class Detector:
     """Runs the detector chain frame by frame and keeps the face track between frames.
 
@@ -119,13 +186,7 @@ class Detector:
         self._faces = face_detection.FaceDetection(
             model_selection=1, min_detection_confidence=o.min_face_confidence
         )
-        self._hands = hands.Hands(
-            static_image_mode=False,
-            max_num_hands=2,
-            model_complexity=o.hand_model_complexity,
-            min_detection_confidence=o.min_hand_confidence,
-            min_tracking_confidence=o.min_hand_tracking_confidence,
-        )
+        self._hands = _HandTracker(hands, o)
         self._mesh = face_mesh.FaceMesh(
             static_image_mode=False,
             max_num_faces=1,
@@ -139,6 +200,7 @@ class Detector:
         self._last_look_t = -1e9
         self._hand_roi: np.ndarray | None = None  # smoothed (cx, cy, side)
         self._turns = 0  # quarter turns (counter-clockwise) that make the picture upright
+        self._t = 0.0  # time of the frame being observed
 
     def reset(self) -> None:
         """Forget the tracks of the previous video."""
@@ -284,7 +346,7 @@ class Detector:
         if (x1 - x0) >= 0.8 * width and (y1 - y0) >= 0.8 * height:
             x0, y0, x1, y1 = 0, 0, width, height
         crop = np.ascontiguousarray(rgb[y0:y1, x0:x1])
-        result = self._hands.process(crop)
+        result = self._hands.process(crop, self._t)
         hands = []
         cw, ch = x1 - x0, y1 - y0
         for lms, handed in zip(
@@ -338,7 +400,7 @@ class Detector:
 
     def observe(self, frame: Frame) -> FrameObservation:
         """Detect faces, the main face's mouth and the hands near it in one frame."""
-        t = frame.t_s
+        t = self._t = frame.t_s
         rgb = self._turn(frame.rgb)
         recent = t - self._last_face_t <= self.options.face_hold_s
         if not recent and t - self._last_look_t < self.options.idle_look_every_s - 1e-6:
