@@ -35,6 +35,7 @@ def test_test_only_variables_are_allowed(tmp_path: Path) -> None:
         ("VOT_MAX_UPLOAD_MB", "lots", "whole number"),
         ("VOT_MAX_UPLOAD_MB", "-1", "positive"),
         ("VOT_MAX_DURATION_S", "abc", "number"),
+        ("VOT_TRANSCODE_MEMORY_MB", "64", "at least 128"),
         ("VOT_STORAGE_URL", "ftp://x", "file:// or s3://"),
         ("VOT_LOG_LEVEL", "LOUD", "VOT_LOG_LEVEL"),
     ],

@@ -354,11 +354,8 @@ def test_hanging_ffmpeg_is_stopped_and_the_submission_rejected(
 
 def test_decode_bomb_is_stopped_by_the_memory_cap(env, engine, redis, tmp_path, monkeypatch):
     """An 8K picture in a 100 kB file, let in by a generous pixel limit; the cap stops it."""
-    from functools import partial
-
     from vot.media import ffmpeg_exe
-    from workers import jobs, process
-    from workers.transcode import TranscodeOptions
+    from workers import jobs
 
     bomb = tmp_path / "bomb.mp4"
     subprocess.run(
@@ -374,7 +371,7 @@ def test_decode_bomb_is_stopped_by_the_memory_cap(env, engine, redis, tmp_path, 
         engine, open_storage(settings), settings, "P-1", bomb, dose_date=date(2026, 11, 10)
     ).submission_id
     # A cap a decoder of 8K frames cannot fit in (the default, 3 GB, is sized for the host).
-    monkeypatch.setattr(process, "TranscodeOptions", partial(TranscodeOptions, memory_mb=150))
+    monkeypatch.setenv("VOT_TRANSCODE_MEMORY_MB", "150")
     assert jobs.transcode(sub_id).startswith("rejected")
     after = row(engine, sub_id)
     assert after.status == schema.REJECTED and "more than 150 MB of memory" in after.reason

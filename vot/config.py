@@ -37,6 +37,7 @@ class Settings:
     ffmpeg: str | None = None
     job_timeout_s: int = 600
     transcode_timeout_s: int = 300
+    transcode_memory_mb: int = 3072
     max_upload_mb: int = 100
     max_duration_s: float = 180.0
     max_pixels: int = 4096 * 2160
@@ -80,6 +81,7 @@ _KNOWN = {
     "VOT_FFMPEG",
     "VOT_JOB_TIMEOUT_S",
     "VOT_TRANSCODE_TIMEOUT_S",
+    "VOT_TRANSCODE_MEMORY_MB",
     "VOT_MAX_UPLOAD_MB",
     "VOT_MAX_DURATION_S",
     "VOT_MAX_PIXELS",
@@ -111,6 +113,16 @@ def _int(env: Mapping[str, str], key: str, default: int) -> int:
         raise ConfigError(f"{key} must be a whole number, got {raw!r}") from None
     if value <= 0:
         raise ConfigError(f"{key} must be positive, got {value}")
+    return value
+
+
+def _transcode_memory(env: Mapping[str, str]) -> int:
+    value = _int(env, "VOT_TRANSCODE_MEMORY_MB", 3072)
+    if value < 128:
+        raise ConfigError(
+            f"VOT_TRANSCODE_MEMORY_MB must be at least 128 (ffmpeg itself needs about 100), "
+            f"got {value}"
+        )
     return value
 
 
@@ -190,6 +202,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ffmpeg=env.get("VOT_FFMPEG") or None,
         job_timeout_s=_int(env, "VOT_JOB_TIMEOUT_S", 600),
         transcode_timeout_s=_int(env, "VOT_TRANSCODE_TIMEOUT_S", 300),
+        transcode_memory_mb=_transcode_memory(env),
         max_upload_mb=_int(env, "VOT_MAX_UPLOAD_MB", 100),
         max_duration_s=_float(env, "VOT_MAX_DURATION_S", 180.0),
         max_pixels=_int(env, "VOT_MAX_PIXELS", 4096 * 2160),

@@ -35,7 +35,11 @@ def make_review_copy(raw: Path, workdir: Path, settings: Settings) -> tuple[Path
     """
     info = probe(raw, settings.ffmpeg)
     review, poster = workdir / "review.mp4", workdir / "poster.jpg"
-    options = TranscodeOptions(timeout_s=settings.transcode_timeout_s, ffmpeg=settings.ffmpeg)
+    options = TranscodeOptions(
+        timeout_s=settings.transcode_timeout_s,
+        memory_mb=settings.transcode_memory_mb,
+        ffmpeg=settings.ffmpeg,
+    )
     refusal = copy_refusal(info, options)
     if refusal is not None:
         logger.debug("re-encoding %s: %s", raw.name, refusal)

@@ -34,7 +34,7 @@ class TranscodeOptions:
     crf: int = 26
     preset: str = "veryfast"
     timeout_s: float = 300.0
-    memory_mb: int = 3072  # address space for ffmpeg: x264 threads need far less than this
+    memory_mb: int = 3072  # address space for ffmpeg (VOT_TRANSCODE_MEMORY_MB); x264 needs far less
     ffmpeg: str | None = None
     # An upload within all of these is remuxed instead of re-encoded (see copy_refusal).
     copy_max_side: int = 1920
