@@ -227,3 +227,71 @@ def test_supervisor_clears_the_queue_by_keyboard(
     assert actions["review.unclear"] == 1 and actions["review.undo"] == 1
     assert actions["review.bulk_accept"] == 1 and actions["auth.login"] == 1
     assert actions["video.view"] >= 1 and actions["video.still"] >= 2
+
+
+def test_supervisor_erases_a_patients_videos_and_issues_a_new_link(
+    browser,
+    server: str,
+    seeded,
+    engine,  # type: ignore[no-untyped-def]
+    settings: Settings,
+    artifacts_dir: Path,
+) -> None:
+    from vot import tokens
+
+    waiting: list[int] = seeded["waiting"]
+    storage = open_storage(settings)
+    with engine.begin() as conn:
+        patient_id = conn.execute(
+            select(schema.submissions.c.patient_id).where(schema.submissions.c.id == waiting[0])
+        ).scalar_one()
+        code = conn.execute(
+            select(schema.patients.c.code).where(schema.patients.c.id == patient_id)
+        ).scalar_one()
+        old_link = tokens.link_token(conn, settings.secret_key, code)
+    page = browser.new_page(viewport=VIEWPORT)
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{server}/login")
+    page.fill("#username", "demo-supervisor")
+    page.fill("#password", PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{server}/review")
+
+    page.goto(f"{server}/patients/{patient_id}")
+    page.click("#erase-link")
+    page.wait_for_url(f"{server}/patients/{patient_id}/erase")
+    assert int(page.inner_text("#erase-stored")) == len(waiting) + 3  # 8 + faceless + 2 autos
+    page.fill("#reason", "patient asked at the clinic, signed form")
+    page.fill("#confirm_code", code + "x")
+    page.click("#erase-confirm")
+    assert "type the patient" in page.inner_text("#erase-error")  # a typo erases nothing
+    assert storage.exists(f"review/{waiting[0]}.mp4")
+    assert len(errors) == 1 and "400" in errors[0]  # the refused form answers 400, as it should
+    errors.clear()
+    page.fill("#confirm_code", code)
+    page.click("#erase-confirm")
+    page.wait_for_url(f"{server}/patients/{patient_id}")
+    assert f"Erased the videos of {code}" in page.inner_text(".flashes")
+    assert "upload link was revoked" in page.inner_text(".flashes")
+    page.screenshot(path=str(artifacts_dir / "patient_erased.png"))
+
+    page.goto(f"{server}/review/{waiting[0]}")
+    assert "erased at the patient's request" in page.inner_text("main")
+    assert page.locator("video").count() == 0
+
+    page.goto(f"{server}/patients/{patient_id}/link")
+    assert page.locator("#link-revoked").is_visible()
+    page.click("#new-link")
+    page.wait_for_url(f"{server}/patients/{patient_id}/link")
+    assert page.locator(".qr svg").count() == 1
+    url = page.inner_text(".url code")
+    page.screenshot(path=str(artifacts_dir / "patient_new_link.png"))
+    assert errors == []
+
+    with engine.connect() as conn:
+        assert tokens.resolve(conn, url.rsplit("/", 1)[1]).code == code
+        with pytest.raises(tokens.RevokedToken):
+            tokens.resolve(conn, old_link)
+    assert not any(storage.exists(f"review/{sub}.mp4") for sub in waiting)
