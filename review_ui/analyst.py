@@ -71,7 +71,8 @@ def _exported(fmt: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The export rows for the request's filters, and what they state about themselves.
 
     ``source=snapshot`` reads the rows of the last refresh (409 when there is none; 400 with
-    ``as_of``, which only a live export can count to).
+    ``as_of``, which only a live export can count to). ``source=auto`` reads them when it
+    can (no ``as_of``, a snapshot with export rows) and computes live otherwise.
     """
     scope, as_of, now = _scope(), _date("as_of"), utcnow()
     source = request.args.get("source", "").strip() or "live"
@@ -81,6 +82,8 @@ def _exported(fmt: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     offset = _int("offset", 0, 10**9) if fmt == "json" else 0
     computed_at = None
     with web.engine().begin() as conn:
+        if source == "auto":
+            source = "snapshot" if as_of is None and export.has_snapshot(conn) else "live"
         if source == "snapshot":
             try:
                 computed_at, rows = export.snapshot_records(
@@ -119,7 +122,10 @@ def adherence_csv() -> Any:
     meta, rows = _exported("csv")
     out = io.StringIO()
     export.write_csv(rows, out, STANDARD)
-    name = f"adherence-{meta['as_of'] or meta['generated_at'][:10]}.csv"
+    if meta["source"] == "snapshot":  # the name says which figures these are
+        name = f"adherence-snapshot-{meta['computed_at'][:16].replace(':', '')}Z.csv"
+    else:
+        name = f"adherence-{meta['as_of'] or meta['generated_at'][:10]}.csv"
     return Response(
         out.getvalue(),
         mimetype="text/csv",

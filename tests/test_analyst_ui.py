@@ -282,6 +282,8 @@ def test_export_from_the_snapshot_equals_the_live_one_and_says_so(
     absent = client.get("/api/v1/adherence?source=snapshot")
     assert absent.status_code == 409 and "refresh" in absent.get_json()["error"]
     assert client.get("/api/v1/adherence.csv?source=snapshot").status_code == 409
+    auto = client.get("/api/v1/adherence?source=auto").get_json()  # no snapshot: computed now
+    assert auto["source"] == "live" and len(auto["items"]) == 2
     board = client.get("/api/v1/dashboard").get_json()  # none yet: computed now
     live = client.get("/api/v1/adherence").get_json()
     body = client.get("/api/v1/adherence?source=snapshot").get_json()
@@ -299,6 +301,17 @@ def test_export_from_the_snapshot_equals_the_live_one_and_says_so(
     assert reply.headers["X-VOT-Source"] == "snapshot"
     assert reply.headers["X-VOT-Computed-At"] == board["computed_at"]
     assert reply.get_data() == client.get("/api/v1/adherence.csv").get_data()
+    stamp = board["computed_at"][:16].replace(":", "")
+    assert f'filename="adherence-snapshot-{stamp}Z.csv"' in reply.headers["Content-Disposition"]
+    # The dashboard's download form asks for "auto": the snapshot, unless an as-of date is set.
+    page = client.get("/analyst").get_data(as_text=True)
+    assert '<option value="auto" selected>' in page
+    auto = client.get("/api/v1/adherence.csv?source=auto")
+    assert auto.headers["X-VOT-Source"] == "snapshot" and auto.get_data() == reply.get_data()
+    today = date.today().isoformat()
+    dated = client.get(f"/api/v1/adherence.csv?source=auto&as_of={today}")
+    assert dated.headers["X-VOT-Source"] == "live" and dated.headers["X-VOT-As-Of"] == today
+    assert f'filename="adherence-{today}.csv"' in dated.headers["Content-Disposition"]
     for query in ("source=yesterday", f"source=snapshot&as_of={date.today().isoformat()}"):
         bad = client.get(f"/api/v1/adherence?{query}")
         assert bad.status_code == 400, query

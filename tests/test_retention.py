@@ -595,3 +595,54 @@ def test_sweeper_applies_retention_and_survives_its_failures(
     assert not keys & listing(storage)  # deleted on the pass after the failed one
     assert len(calls) >= 2 and calls[0] == run.RETENTION_BATCH
     assert "retention failed" in caplog.text and not thread.is_alive()
+
+
+def test_sweeper_keeps_the_analysts_snapshot_fresh(
+    engine: Engine,
+    world: World,
+    settings: Settings,
+    redis_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The export from the snapshot is never older than VOT_ANALYTICS_EVERY_S, even when
+    nobody opens the dashboard."""
+    import threading
+    import time
+
+    from vot import analytics, export
+    from workers import run
+
+    settings = settings.with_(redis_url=redis_url, analytics_every_s=3600)
+    with engine.connect() as conn:
+        assert analytics.computed_at(conn) is None and not export.has_snapshot(conn)
+    monkeypatch.setattr(run, "RETENTION_FIRST_AFTER_S", 0.0)
+    monkeypatch.setattr(run, "ANALYTICS_CHECK_EVERY_S", 0.05)
+    stop = threading.Event()
+    thread = threading.Thread(target=run.sweeper_loop, args=(settings, stop, 0.05), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with engine.connect() as conn:
+            if export.has_snapshot(conn):
+                break
+        time.sleep(0.1)
+    stop.set()
+    thread.join(5)
+    with engine.connect() as conn:
+        first = analytics.computed_at(conn)
+        at, stored = export.snapshot_records(conn)
+        live = export.records(conn, at)
+    assert first is not None and at == first and stored == live and len(stored) == 2
+
+    assert run.analytics_pass(settings) is False  # younger than an hour: left alone
+    with engine.begin() as conn:  # an hour and a minute later
+        conn.execute(
+            schema.adherence_snapshot.update().values(computed_at=first - timedelta(minutes=61))
+        )
+    assert run.analytics_pass(settings) is True
+    with engine.connect() as conn:
+        assert analytics.computed_at(conn) > first
+    off = load_settings({"VOT_DATA_DIR": str(settings.data_dir), "VOT_ANALYTICS_EVERY_S": "0"})
+    assert off.analytics_every_s == 0
+    with pytest.raises(ConfigError, match="VOT_ANALYTICS_EVERY_S"):
+        load_settings({"VOT_DATA_DIR": str(settings.data_dir), "VOT_ANALYTICS_EVERY_S": "-5"})

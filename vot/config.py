@@ -50,6 +50,7 @@ class Settings:
     retain_raw_days: int = 7
     retain_review_days: int = 90
     retention_every_s: int = 3600
+    analytics_every_s: int = 3600  # 0: the sweeper leaves the analysts' snapshot alone
     log_level: str = "INFO"
 
     @property
@@ -82,6 +83,7 @@ _KNOWN = {
     "VOT_JOB_TIMEOUT_S",
     "VOT_TRANSCODE_TIMEOUT_S",
     "VOT_TRANSCODE_MEMORY_MB",
+    "VOT_ANALYTICS_EVERY_S",
     "VOT_MAX_UPLOAD_MB",
     "VOT_MAX_DURATION_S",
     "VOT_MAX_PIXELS",
@@ -213,5 +215,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         retain_raw_days=retain_raw,
         retain_review_days=retain_review,
         retention_every_s=_int(env, "VOT_RETENTION_EVERY_S", 3600),
+        analytics_every_s=0
+        if env.get("VOT_ANALYTICS_EVERY_S", "").strip() == "0"
+        else _int(env, "VOT_ANALYTICS_EVERY_S", 3600),
         log_level=level,
     )

@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 SWEEP_EVERY_S = 30.0
 RETENTION_BATCH = 500  # submissions per kind per pass: a modest, steady rate on the store
 RETENTION_FIRST_AFTER_S = 60.0  # not in the rush of starting up
+ANALYTICS_CHECK_EVERY_S = 60.0  # how often the snapshot's age is looked at (a cheap query)
 
 
 def wait_for_redis(url: str, timeout_s: float = 30.0) -> None:
@@ -51,11 +52,36 @@ def retention_pass(settings: Settings) -> None:
         logger.info("retention: more videos are due; the next pass goes on")
 
 
+def analytics_pass(settings: Settings) -> bool:
+    """Recompute the analysts' snapshot when it is older than ``settings.analytics_every_s``
+    (or missing); whether it did.
+
+    The snapshot serves the dashboard and the fast national export, so this bounds how old
+    their figures are even when nobody opens the dashboard. Several sweepers may find it old
+    at the same moment; each then recomputes it, and the writes take turns.
+    """
+    from vot import analytics
+    from vot.db import get_engine, utcnow
+
+    engine = get_engine(settings)
+    with engine.connect() as conn:
+        at = analytics.computed_at(conn)
+    if at is not None and (utcnow() - at).total_seconds() < settings.analytics_every_s:
+        return False
+    started = time.monotonic()
+    with engine.begin() as conn:
+        analytics.refresh(conn, utcnow())
+    logger.info("adherence snapshot recomputed in %.1f s", time.monotonic() - started)
+    return True
+
+
 def sweeper_loop(settings: Settings, stop: threading.Event, every_s: float = SWEEP_EVERY_S) -> None:
-    """Re-queue lost work every ``every_s`` seconds, and apply retention every
-    ``settings.retention_every_s``, until ``stop`` is set."""
+    """Until ``stop`` is set: re-queue lost work every ``every_s`` seconds, apply retention
+    every ``settings.retention_every_s`` and keep the analysts' snapshot younger than
+    ``settings.analytics_every_s`` (when not 0)."""
     redis = connect(queue_url(settings))
     next_retention = time.monotonic() + RETENTION_FIRST_AFTER_S
+    next_analytics = time.monotonic() + RETENTION_FIRST_AFTER_S
     while not stop.is_set():
         try:
             sweep(redis, settings)
@@ -68,6 +94,15 @@ def sweeper_loop(settings: Settings, stop: threading.Event, every_s: float = SWE
             except Exception:  # a store outage: videos are kept a little longer, never lost
                 logger.exception(
                     "retention failed; trying again in %.0f s", settings.retention_every_s
+                )
+        if settings.analytics_every_s and time.monotonic() >= next_analytics:
+            next_analytics = time.monotonic() + ANALYTICS_CHECK_EVERY_S
+            try:
+                analytics_pass(settings)
+            except Exception:  # the dashboard shows the snapshot's age meanwhile
+                logger.exception(
+                    "refreshing the adherence snapshot failed; trying again in %.0f s",
+                    ANALYTICS_CHECK_EVERY_S,
                 )
         stop.wait(every_s)
 
