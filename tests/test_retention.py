@@ -570,7 +570,7 @@ def test_sweeper_applies_retention_and_survives_its_failures(
 
     from workers import run
 
-    settings = settings.with_(redis_url=redis_url, retention_every_s=1)
+    settings = settings.with_(redis_url=redis_url, retention_every_s=1, analytics_every_s=0)
     storage = open_storage(settings)
     _, keys = add_video(engine, storage, tmp_path, world.patient_a, schema.ACCEPTED, 100)
     monkeypatch.setattr(run, "RETENTION_FIRST_AFTER_S", 0.0)

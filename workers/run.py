@@ -75,13 +75,25 @@ def analytics_pass(settings: Settings) -> bool:
     return True
 
 
+def _analytics_in_background(settings: Settings) -> None:
+    try:
+        analytics_pass(settings)
+    except Exception:  # the dashboard shows the snapshot's age meanwhile
+        logger.exception(
+            "refreshing the adherence snapshot failed; trying again in %.0f s",
+            ANALYTICS_CHECK_EVERY_S,
+        )
+
+
 def sweeper_loop(settings: Settings, stop: threading.Event, every_s: float = SWEEP_EVERY_S) -> None:
     """Until ``stop`` is set: re-queue lost work every ``every_s`` seconds, apply retention
     every ``settings.retention_every_s`` and keep the analysts' snapshot younger than
-    ``settings.analytics_every_s`` (when not 0)."""
+    ``settings.analytics_every_s`` (when not 0). The snapshot is recomputed in a thread of its
+    own (minutes at national scale), so lost work is not left waiting meanwhile."""
     redis = connect(queue_url(settings))
     next_retention = time.monotonic() + RETENTION_FIRST_AFTER_S
     next_analytics = time.monotonic() + RETENTION_FIRST_AFTER_S
+    analytics: threading.Thread | None = None
     while not stop.is_set():
         try:
             sweep(redis, settings)
@@ -95,15 +107,13 @@ def sweeper_loop(settings: Settings, stop: threading.Event, every_s: float = SWE
                 logger.exception(
                     "retention failed; trying again in %.0f s", settings.retention_every_s
                 )
-        if settings.analytics_every_s and time.monotonic() >= next_analytics:
+        idle = analytics is None or not analytics.is_alive()
+        if settings.analytics_every_s and idle and time.monotonic() >= next_analytics:
             next_analytics = time.monotonic() + ANALYTICS_CHECK_EVERY_S
-            try:
-                analytics_pass(settings)
-            except Exception:  # the dashboard shows the snapshot's age meanwhile
-                logger.exception(
-                    "refreshing the adherence snapshot failed; trying again in %.0f s",
-                    ANALYTICS_CHECK_EVERY_S,
-                )
+            analytics = threading.Thread(
+                target=_analytics_in_background, args=(settings,), name="vot-analytics", daemon=True
+            )
+            analytics.start()
         stop.wait(every_s)
 
 
