@@ -161,8 +161,11 @@ def erase(patient_id: int) -> Any:
     flash(
         f"Erased the videos of {code}: {len(report.submissions)} dose video(s), "
         f"{report.objects} stored file(s), {report.uploads} upload(s) in progress. "
-        + ("The upload link was revoked; print a new one if the patient goes on recording. "
-           if report.links_revoked else "")
+        + (
+            "The upload link was revoked; print a new one if the patient goes on recording. "
+            if report.links_revoked
+            else ""
+        )
         + "Decisions and the audit log remain."
     )
     return redirect(url_for("patients.calendar", patient_id=patient_id))

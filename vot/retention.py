@@ -266,9 +266,10 @@ def erase_patient(
     First revokes the patient's upload links, so that no new video arrives while (or after) the
     stored ones are removed; a supervisor issues a new link with ``vot patient rotate-link``
     when the patient goes on recording. Removes raw uploads, review copies, posters, stills and
-    unfinished uploads. Submissions still being processed are rejected with :data:`ERASED_REASON`, which stops their jobs; the
-    ones waiting for review stay for a supervisor to decide without the video. Repeating it is
-    harmless; each call is one audit-log entry.
+    unfinished uploads. Submissions still being processed are rejected with
+    :data:`ERASED_REASON`, which stops their jobs; the ones waiting for review stay for a
+    supervisor to decide without the video. Repeating it is harmless; each call is one
+    audit-log entry.
 
     Raises:
         vot.accounts.AccountError: no such patient.
