@@ -7,8 +7,8 @@ the two-hand graph throughout; the fast path follows a lone hand with the one-ha
 Tolerance: on clips whose slow-path confidence is clear (at least 0.9 or at most 0.1) the fast
 path gives the same triage decision, a confidence within 0.1 and a key moment within 0.3 s.
 Mid-range confidences move more between the two paths, as much as the slow path itself moves
-when its sampling starts one source frame later (measured in bench/README.md); they are not
-compared here.
+when its sampling starts one source frame later (measured in the README, "How the worker
+stays near the cost of decoding"); they are not compared here.
 """
 
 import subprocess
