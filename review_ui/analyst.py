@@ -82,8 +82,9 @@ def _exported(fmt: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     offset = _int("offset", 0, 10**9) if fmt == "json" else 0
     computed_at = None
     with web.engine().begin() as conn:
-        if source == "auto":
-            source = "snapshot" if as_of is None and export.has_snapshot(conn) else "live"
+        auto = source == "auto"
+        if auto:
+            source = "live" if as_of else "snapshot"
         if source == "snapshot":
             try:
                 computed_at, rows = export.snapshot_records(
@@ -91,7 +92,11 @@ def _exported(fmt: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
                 )
             except export.SnapshotAsOf as exc:
                 raise BadRequest(str(exc)) from None
-        else:
+            except export.NoSnapshot:
+                if not auto:
+                    raise
+                source = "live"
+        if source == "live":
             rows = export.records(conn, now, as_of, scope, STANDARD, limit, offset)
         meta = export.metadata(now, as_of, scope, STANDARD, len(rows), computed_at)
         audit(

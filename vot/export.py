@@ -183,19 +183,6 @@ _SNAPSHOT_FILTERS = {
 }
 
 
-def _snapshot_time(conn: Connection) -> datetime | None:
-    """When the snapshot with export rows was computed; None when there is none."""
-    at, missing = conn.execute(
-        select(func.max(snap.c.computed_at), func.count().filter(snap.c.record.is_(None)))
-    ).one()
-    return None if at is None or missing else at
-
-
-def has_snapshot(conn: Connection) -> bool:
-    """Whether :func:`snapshot_records` has rows to read (a refresh since schema version 7)."""
-    return _snapshot_time(conn) is not None
-
-
 def snapshot_records(
     conn: Connection,
     as_of: date | None = None,
@@ -219,8 +206,10 @@ def snapshot_records(
             "the snapshot counts dose days up to each patient's day when it was refreshed; "
             "for figures as of a chosen date, export live (without the snapshot)"
         )
-    at = _snapshot_time(conn)
-    if at is None:
+    at, missing = conn.execute(
+        select(func.max(snap.c.computed_at), func.count().filter(snap.c.record.is_(None)))
+    ).one()
+    if at is None or missing:
         raise NoSnapshot(
             "there is no adherence snapshot with export rows; refresh it first "
             "(`vot analytics refresh`, or Refresh on the analyst dashboard)"
