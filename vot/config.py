@@ -105,7 +105,8 @@ def default_data_dir(env: Mapping[str, str]) -> Path:
     return Path(base) / "vot"
 
 
-def _int(env: Mapping[str, str], key: str, default: int) -> int:
+def _int(env: Mapping[str, str], key: str, default: int, minimum: int = 1, why: str = "") -> int:
+    """``key`` as a whole number of at least ``minimum`` (``why`` says why, in the error)."""
     raw = env.get(key)
     if raw is None or raw == "":
         return default
@@ -113,18 +114,9 @@ def _int(env: Mapping[str, str], key: str, default: int) -> int:
         value = int(raw)
     except ValueError:
         raise ConfigError(f"{key} must be a whole number, got {raw!r}") from None
-    if value <= 0:
-        raise ConfigError(f"{key} must be positive, got {value}")
-    return value
-
-
-def _transcode_memory(env: Mapping[str, str]) -> int:
-    value = _int(env, "VOT_TRANSCODE_MEMORY_MB", 3072)
-    if value < 128:
-        raise ConfigError(
-            f"VOT_TRANSCODE_MEMORY_MB must be at least 128 (ffmpeg itself needs about 100), "
-            f"got {value}"
-        )
+    if value < minimum:
+        need = "positive" if minimum == 1 else f"at least {minimum}{why}"
+        raise ConfigError(f"{key} must be {need}, got {value}")
     return value
 
 
@@ -204,7 +196,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ffmpeg=env.get("VOT_FFMPEG") or None,
         job_timeout_s=_int(env, "VOT_JOB_TIMEOUT_S", 600),
         transcode_timeout_s=_int(env, "VOT_TRANSCODE_TIMEOUT_S", 300),
-        transcode_memory_mb=_transcode_memory(env),
+        transcode_memory_mb=_int(
+            env, "VOT_TRANSCODE_MEMORY_MB", 3072, 128, " (ffmpeg itself needs about 100)"
+        ),
         max_upload_mb=_int(env, "VOT_MAX_UPLOAD_MB", 100),
         max_duration_s=_float(env, "VOT_MAX_DURATION_S", 180.0),
         max_pixels=_int(env, "VOT_MAX_PIXELS", 4096 * 2160),
@@ -215,8 +209,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         retain_raw_days=retain_raw,
         retain_review_days=retain_review,
         retention_every_s=_int(env, "VOT_RETENTION_EVERY_S", 3600),
-        analytics_every_s=0
-        if env.get("VOT_ANALYTICS_EVERY_S", "").strip() == "0"
-        else _int(env, "VOT_ANALYTICS_EVERY_S", 3600),
+        analytics_every_s=_int(env, "VOT_ANALYTICS_EVERY_S", 3600, 0, " (0 turns it off)"),
         log_level=level,
     )
