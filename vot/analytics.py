@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
+    Engine,
     Float,
     and_,
     case,
@@ -34,7 +35,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from vot import export, ledger, schema
 from vot.adherence import STANDARD, Definitions
-from vot.db import as_utc
+from vot.db import as_utc, utcnow
 
 logger = logging.getLogger(__name__)
 WEEKS = 12
@@ -308,6 +309,21 @@ def _weekly(
 
 def computed_at(conn: Connection) -> datetime | None:
     return as_utc(conn.execute(select(func.max(snap.c.computed_at))).scalar())
+
+
+def refresh_if_older(engine: Engine, max_age: timedelta) -> bool:
+    """Recompute the snapshot when it is missing or older than ``max_age``; whether it did.
+
+    The age is read in a short transaction of its own, so nothing is held while it is
+    recomputed (minutes at national scale).
+    """
+    with engine.connect() as conn:
+        at = computed_at(conn)
+    if at is not None and utcnow() - at < max_age:
+        return False
+    with engine.begin() as conn:
+        refresh(conn, utcnow())
+    return True
 
 
 @dataclass(frozen=True)

@@ -202,7 +202,6 @@ class Detector:
         self._last_look_t = -1e9
         self._hand_roi: np.ndarray | None = None  # smoothed (cx, cy, side)
         self._turns = 0  # quarter turns (counter-clockwise) that make the picture upright
-        self._t = 0.0  # time of the frame being observed
 
     def reset(self) -> None:
         """Forget the tracks of the previous video."""
@@ -329,7 +328,7 @@ class Detector:
 
     # -- hands and mouth -----------------------------------------------------------------------
 
-    def _find_hands(self, rgb: np.ndarray, face: Face) -> list[Hand]:
+    def _find_hands(self, rgb: np.ndarray, face: Face, t_s: float) -> list[Hand]:
         height, width = rgb.shape[:2]
         # Centre the region a little below the face: hands rise from the chest to the mouth.
         target = np.array(
@@ -348,7 +347,7 @@ class Detector:
         if (x1 - x0) >= 0.8 * width and (y1 - y0) >= 0.8 * height:
             x0, y0, x1, y1 = 0, 0, width, height
         crop = np.ascontiguousarray(rgb[y0:y1, x0:x1])
-        result = self._hands.process(crop, self._t)
+        result = self._hands.process(crop, t_s)
         hands = []
         cw, ch = x1 - x0, y1 - y0
         for lms, handed in zip(
@@ -402,7 +401,7 @@ class Detector:
 
     def observe(self, frame: Frame) -> FrameObservation:
         """Detect faces, the main face's mouth and the hands near it in one frame."""
-        t = self._t = frame.t_s
+        t = frame.t_s
         rgb = self._turn(frame.rgb)
         recent = t - self._last_face_t <= self.options.face_hold_s
         if not recent and t - self._last_look_t < self.options.idle_look_every_s - 1e-6:
@@ -441,7 +440,7 @@ class Detector:
         if anchor is None and t - self._last_face_t <= self.options.face_hold_s:
             # A hand in front of the mouth often hides the face; keep looking where it was.
             anchor = self._last_face
-        hands = self._find_hands(rgb, anchor) if anchor is not None else []
+        hands = self._find_hands(rgb, anchor, t) if anchor is not None else []
         luma, sharp = self._image_quality(rgb, main)
         return FrameObservation(
             t_s=t,

@@ -60,17 +60,15 @@ def analytics_pass(settings: Settings) -> bool:
     their figures are even when nobody opens the dashboard. Several sweepers may find it old
     at the same moment; each then recomputes it, and the writes take turns.
     """
-    from vot import analytics
-    from vot.db import get_engine, utcnow
+    from datetime import timedelta
 
-    engine = get_engine(settings)
-    with engine.connect() as conn:
-        at = analytics.computed_at(conn)
-    if at is not None and (utcnow() - at).total_seconds() < settings.analytics_every_s:
-        return False
+    from vot import analytics
+    from vot.db import get_engine
+
     started = time.monotonic()
-    with engine.begin() as conn:
-        analytics.refresh(conn, utcnow())
+    max_age = timedelta(seconds=settings.analytics_every_s)
+    if not analytics.refresh_if_older(get_engine(settings), max_age):
+        return False
     logger.info("adherence snapshot recomputed in %.1f s", time.monotonic() - started)
     return True
 
