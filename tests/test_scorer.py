@@ -198,3 +198,11 @@ def test_manifest_matches_the_installed_models() -> None:
         assert model["version"] == mediapipe.__version__ == "0.10.21"
         data = (site / model["path"]).read_bytes()
         assert hashlib.sha256(data).hexdigest() == model["sha256"], model["name"]
+
+
+def test_decoder_threads_do_not_change_the_frames(clips: Path) -> None:
+    src = CLIPS / "asl_eat.mkv"
+    one = list(sample_frames(src, FrameSamplerOptions(fps=10, max_side=320, threads=1)))
+    auto = list(sample_frames(src, FrameSamplerOptions(fps=10, max_side=320, threads=0)))
+    assert len(one) == len(auto) > 10
+    assert all((a.rgb == b.rgb).all() for a, b in zip(one, auto, strict=True))

@@ -28,7 +28,7 @@ from workers.quality import QUALITY_REASONS, QualityOptions, assess
 
 logger = logging.getLogger(__name__)
 
-MODEL_VERSION = "mp0.10.21-h2m-4"
+MODEL_VERSION = "mp0.10.21-h2m-5"
 
 
 @dataclass(frozen=True)
