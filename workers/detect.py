@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 _UPPER_LIP, _LOWER_LIP = 13, 14
 _MOUTH_RIGHT, _MOUTH_LEFT = 61, 291
 _FOREHEAD, _CHIN = 10, 152
+_MOUTH_POINTS = (_UPPER_LIP, _LOWER_LIP, _MOUTH_RIGHT, _MOUTH_LEFT, _FOREHEAD, _CHIN)
 # Face width, in pixels, at which brightness and sharpness are measured.
 _QUALITY_FACE_PX = 64
 
@@ -367,10 +368,11 @@ class Detector:
             return None
         cw, ch = x1 - x0, y1 - y0
         lm = result.multi_face_landmarks[0].landmark
-        # z is in the same units as x (crop width); scale all three to pixels.
-        pts = np.array([[p.x * cw, p.y * ch, p.z * cw] for p in lm])
-        upper, lower = pts[_UPPER_LIP, :2], pts[_LOWER_LIP, :2]
-        mouth_width = float(np.linalg.norm(pts[_MOUTH_LEFT, :2] - pts[_MOUTH_RIGHT, :2]))
+        # z is in the same units as x (crop width); scale all three to pixels. Only the six
+        # landmarks used are read: reading all 468 costs a millisecond a frame.
+        pts = {i: np.array([lm[i].x * cw, lm[i].y * ch, lm[i].z * cw]) for i in _MOUTH_POINTS}
+        upper, lower = pts[_UPPER_LIP][:2], pts[_LOWER_LIP][:2]
+        mouth_width = float(np.linalg.norm(pts[_MOUTH_LEFT][:2] - pts[_MOUTH_RIGHT][:2]))
         down = pts[_CHIN] - pts[_FOREHEAD]
         # Chin coming towards the camera relative to the forehead means the head tilts back.
         pitch = float(np.degrees(np.arctan2(-down[2], np.linalg.norm(down[:2]))))
