@@ -390,12 +390,12 @@ class Detector:
         compares like with like across videos. A face smaller than that is enlarged, which
         lowers its sharpness: far faces are softer, and supervisors see them so too.
         """
-        gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-        region = gray
+        region = rgb
         if face is not None:
-            x0, y0, x1, y1 = _square(face.center, face.width, gray.shape[1], gray.shape[0])
+            x0, y0, x1, y1 = _square(face.center, face.width, rgb.shape[1], rgb.shape[0])
             if x1 - x0 >= 4 and y1 - y0 >= 4:
-                region = gray[y0:y1, x0:x1]
+                region = rgb[y0:y1, x0:x1]
+        region = cv2.cvtColor(region, cv2.COLOR_RGB2GRAY)  # only the face's pixels, when known
         small = cv2.resize(
             region, (_QUALITY_FACE_PX, _QUALITY_FACE_PX), interpolation=cv2.INTER_AREA
         )
