@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 
 from workers.frames import Frame
+from workers.graphs import on_calling_thread
 from workers.observations import Face, FaceKeypoint, FrameObservation, Hand, Mouth
 
 logger = logging.getLogger(__name__)
@@ -186,17 +187,18 @@ class Detector:
 
         self.options = options or DetectorOptions()
         o = self.options
-        self._faces = face_detection.FaceDetection(
-            model_selection=1, min_detection_confidence=o.min_face_confidence
-        )
-        self._hands = _HandTracker(hands, o)
-        self._mesh = face_mesh.FaceMesh(
-            static_image_mode=False,
-            max_num_faces=1,
-            refine_landmarks=False,
-            min_detection_confidence=0.5,
-            min_tracking_confidence=0.5,
-        )
+        with on_calling_thread():
+            self._faces = face_detection.FaceDetection(
+                model_selection=1, min_detection_confidence=o.min_face_confidence
+            )
+            self._hands = _HandTracker(hands, o)
+            self._mesh = face_mesh.FaceMesh(
+                static_image_mode=False,
+                max_num_faces=1,
+                refine_landmarks=False,
+                min_detection_confidence=0.5,
+                min_tracking_confidence=0.5,
+            )
         self._last_face: Face | None = None
         self._last_face_t = -1e9
         self._last_search_t = -1e9
