@@ -30,7 +30,8 @@ from workers.transcode import copy_refusal
 SLOW = ScorerOptions(
     sampler=FrameSamplerOptions(fps=10.0, max_side=960, skip_nonref=False),
     gating=GatingOptions(stride=1),
-    detector=DetectorOptions(second_hand_check_s=0.0),  # the two-hand graph on every frame
+    # The two-hand graph and the face detector on every frame.
+    detector=DetectorOptions(second_hand_check_s=0.0, face_reuse_s=0.0),
 )
 
 

@@ -206,3 +206,29 @@ def test_decoder_threads_do_not_change_the_frames(clips: Path) -> None:
     auto = list(sample_frames(src, FrameSamplerOptions(fps=10, max_side=320, threads=0)))
     assert len(one) == len(auto) > 10
     assert all((a.rgb == b.rgb).all() for a, b in zip(one, auto, strict=True))
+
+
+@pytest.mark.parametrize(
+    ("name", "low", "high"), [("asl_eat.mkv", 0.4, 0.7), ("webcam_two_faces.mp4", 0.9, 1.0)]
+)
+def test_face_detector_skips_every_other_frame_only_with_one_face(
+    clips: Path, name, low, high
+) -> None:
+    from workers.detect import Detector
+
+    with Detector() as detector:
+        calls = 0
+        detect = detector._faces.process
+
+        def counted(rgb):
+            nonlocal calls
+            calls += 1
+            return detect(rgb)
+
+        detector._faces.process = counted
+        looked = 0
+        for frame in sample_frames(CLIPS / name, FrameSamplerOptions(fps=10, max_side=960)):
+            seen = detector.observe(frame)
+            looked += bool(seen.faces)
+        assert looked > 10
+        assert low * looked <= calls <= high * looked + 1

@@ -71,6 +71,12 @@ class DetectorOptions:
             looks at the frame afresh; a second hand found then switches back to it, so a
             hand coming into view is picked up within this time. 0 keeps the two-hand graph
             throughout.
+        face_reuse_s: when the face detector found exactly one face (confirmed) on the last
+            frame looked at, at most this long ago, the next frame skips the detector and takes
+            that face again; the face mesh, run on a crop twice the face's size around it,
+            still reads where the mouth is now. So the detector runs on every other frame
+            while one person is in view, and on every frame otherwise: a second person is
+            counted at most one frame late. 0 runs it on every frame.
     """
 
     min_face_confidence: float = 0.5
@@ -84,6 +90,7 @@ class DetectorOptions:
     idle_look_every_s: float = 0.3
     one_hand_after_s: float = 0.5
     second_hand_check_s: float = 0.5
+    face_reuse_s: float = 0.15
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -203,6 +210,8 @@ class Detector:
         self._last_face_t = -1e9
         self._last_search_t = -1e9
         self._last_look_t = -1e9
+        self._last_detected: Face | None = None  # the only face the detector found last frame
+        self._reused = False  # this frame took the last frame's face (see face_reuse_s)
         self._hand_roi: np.ndarray | None = None  # smoothed (cx, cy, side)
         self._turns = 0  # quarter turns (counter-clockwise) that make the picture upright
 
@@ -214,6 +223,8 @@ class Detector:
         self._last_face_t = -1e9
         self._last_search_t = -1e9
         self._last_look_t = -1e9
+        self._last_detected = None
+        self._reused = False
         self._hand_roi = None
         self._turns = 0
 
@@ -263,6 +274,16 @@ class Detector:
             faces += self._detect_faces(rgb[y0:y1, x0:x1], x0, y0)
         return self._order_faces(self._dedupe(faces))
 
+    def _reusable_face(self, t_s: float) -> Face | None:
+        """The last frame's face when the detector can skip this frame (``face_reuse_s``)."""
+        if (
+            self._reused
+            or self._last_detected is None
+            or t_s - self._last_face_t > self.options.face_reuse_s
+        ):
+            return None
+        return self._last_detected
+
     def _search(self, original: np.ndarray) -> tuple[np.ndarray, list[Face]] | None:
         """Look harder for a face: zoomed tiles, then the frame turned a quarter or half turn.
 
@@ -296,7 +317,7 @@ class Detector:
     def _set_turns(self, turns: int) -> None:
         logger.debug("turning the picture %s degrees counter-clockwise", 90 * turns)
         self._turns = turns
-        self._last_face = None
+        self._last_face = self._last_detected = None
         self._last_face_t = -1e9
         self._hand_roi = None
         self._hands.reset()  # its tracks are in the old orientation
@@ -420,8 +441,14 @@ class Detector:
                 turned_deg=(360 - 90 * self._turns) % 360,
             )
         self._last_look_t = t
-        faces = self._find_faces(rgb, t)
+        reuse = self._reusable_face(t)
+        self._reused = reuse is not None
+        faces = [reuse] if reuse is not None else self._find_faces(rgb, t)
         mouth, confirmed = self._confirm(rgb, faces[0]) if faces else (None, False)
+        if reuse is not None and not confirmed:
+            self._reused = False  # the mesh lost the face there: look for it properly
+            faces = self._find_faces(rgb, t)
+            mouth, confirmed = self._confirm(rgb, faces[0]) if faces else (None, False)
         if not confirmed and not recent and t - self._last_search_t >= self.options.search_every_s:
             self._last_search_t = t
             found = self._search(frame.rgb)
@@ -440,6 +467,8 @@ class Detector:
         main = faces[0] if confirmed else None
         if main is not None:
             self._last_face, self._last_face_t = main, t
+        if not self._reused:
+            self._last_detected = main if len(faces) == 1 and self.options.face_reuse_s else None
         anchor = main
         if anchor is None and t - self._last_face_t <= self.options.face_hold_s:
             # A hand in front of the mouth often hides the face; keep looking where it was.
