@@ -210,8 +210,8 @@ class Detector:
         self._last_face_t = -1e9
         self._last_search_t = -1e9
         self._last_look_t = -1e9
-        self._last_detected: Face | None = None  # the only face the detector found last frame
-        self._reused = False  # this frame took the last frame's face (see face_reuse_s)
+        # The only face the detector found on the last frame, until a frame reuses it.
+        self._last_detected: Face | None = None
         self._hand_roi: np.ndarray | None = None  # smoothed (cx, cy, side)
         self._turns = 0  # quarter turns (counter-clockwise) that make the picture upright
 
@@ -224,7 +224,6 @@ class Detector:
         self._last_search_t = -1e9
         self._last_look_t = -1e9
         self._last_detected = None
-        self._reused = False
         self._hand_roi = None
         self._turns = 0
 
@@ -274,15 +273,15 @@ class Detector:
             faces += self._detect_faces(rgb[y0:y1, x0:x1], x0, y0)
         return self._order_faces(self._dedupe(faces))
 
-    def _reusable_face(self, t_s: float) -> Face | None:
-        """The last frame's face when the detector can skip this frame (``face_reuse_s``)."""
-        if (
-            self._reused
-            or self._last_detected is None
-            or t_s - self._last_face_t > self.options.face_reuse_s
-        ):
+    def _reuse_face(self, t_s: float) -> Face | None:
+        """The last frame's face when the detector can skip this frame (``face_reuse_s``).
+
+        A face is reused once: the frame after runs the detector again.
+        """
+        face, self._last_detected = self._last_detected, None
+        if face is None or t_s - self._last_face_t > self.options.face_reuse_s:
             return None
-        return self._last_detected
+        return face
 
     def _search(self, original: np.ndarray) -> tuple[np.ndarray, list[Face]] | None:
         """Look harder for a face: zoomed tiles, then the frame turned a quarter or half turn.
@@ -441,12 +440,11 @@ class Detector:
                 turned_deg=(360 - 90 * self._turns) % 360,
             )
         self._last_look_t = t
-        reuse = self._reusable_face(t)
-        self._reused = reuse is not None
-        faces = [reuse] if reuse is not None else self._find_faces(rgb, t)
+        reused = self._reuse_face(t)
+        faces = [reused] if reused is not None else self._find_faces(rgb, t)
         mouth, confirmed = self._confirm(rgb, faces[0]) if faces else (None, False)
-        if reuse is not None and not confirmed:
-            self._reused = False  # the mesh lost the face there: look for it properly
+        if reused is not None and not confirmed:
+            reused = None  # the mesh lost the face there: look for it properly
             faces = self._find_faces(rgb, t)
             mouth, confirmed = self._confirm(rgb, faces[0]) if faces else (None, False)
         if not confirmed and not recent and t - self._last_search_t >= self.options.search_every_s:
@@ -467,8 +465,8 @@ class Detector:
         main = faces[0] if confirmed else None
         if main is not None:
             self._last_face, self._last_face_t = main, t
-        if not self._reused:
-            self._last_detected = main if len(faces) == 1 and self.options.face_reuse_s else None
+        if reused is None and len(faces) == 1:
+            self._last_detected = main
         anchor = main
         if anchor is None and t - self._last_face_t <= self.options.face_hold_s:
             # A hand in front of the mouth often hides the face; keep looking where it was.
