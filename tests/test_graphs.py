@@ -1,15 +1,49 @@
 """Graphs built by workers.graphs.on_calling_thread run on the caller's thread, with the
 same answers as MediaPipe's own thread pool."""
 
+import json
 import os
+import subprocess
+import sys
 
 from tests.conftest import clip
+from vot.config import REPO_ROOT
 from workers.frames import FrameSamplerOptions, sample_frames
 from workers.graphs import on_calling_thread
 
+# Run in a fresh interpreter: in the test process, threads of earlier tests come and go.
+THREADS_STARTED = """
+import json, os
+from mediapipe.python.solutions import face_detection
+from workers.graphs import on_calling_thread
 
-def _threads() -> int:
+def threads():
     return len(os.listdir("/proc/self/task"))
+
+before = threads()
+with on_calling_thread():
+    own = face_detection.FaceDetection(model_selection=1)
+started_own = threads() - before
+before = threads()
+pooled = face_detection.FaceDetection(model_selection=1)
+print(json.dumps([started_own, threads() - before]))
+"""
+
+
+def _threads_started() -> tuple[int, int]:
+    """Threads started by a graph made inside on_calling_thread, and by one made outside."""
+    env = {**os.environ, "GLOG_minloglevel": "2"}
+    out = subprocess.run(
+        [sys.executable, "-c", THREADS_STARTED],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO_ROOT,
+        env=env,
+        timeout=120,
+    )
+    own, pooled = json.loads(out.stdout.strip().splitlines()[-1])
+    return own, pooled
 
 
 def _detections(graph, frames) -> list[list[tuple[float, ...]]]:
@@ -30,14 +64,11 @@ def test_graphs_run_on_the_calling_thread_with_the_same_answers() -> None:
 
     frames = list(sample_frames(clip("asl_eat.mkv"), FrameSamplerOptions(fps=5, max_side=480)))
     make = solution_base.calculator_graph.CalculatorGraph
-    before = _threads()
     with on_calling_thread():
         own = face_detection.FaceDetection(model_selection=1)
-    started_own = _threads() - before
     assert solution_base.calculator_graph.CalculatorGraph is make  # restored after the block
-    before = _threads()
     pooled = face_detection.FaceDetection(model_selection=1)
-    started_pooled = _threads() - before
+    started_own, started_pooled = _threads_started()
     with own, pooled:
         assert started_own == 0 < started_pooled
         found = _detections(own, frames)
