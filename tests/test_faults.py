@@ -5,7 +5,6 @@ and never stuck or lost.
 """
 
 import hashlib
-import os
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from sqlalchemy import select
 from tests.conftest import clip, work
 from vot import accounts, schema
 from vot.ingest import ingest_file
+from vot.procs import kill_tree
 from vot.storage import StorageError, open_storage
 from workers.queue import enqueue_submission, sweep
 
@@ -71,9 +71,8 @@ def kill_worker_when(env, engine, redis, sub_id, ready) -> None:
     )
     try:
         wait_for(ready)
-        tree = [worker.pid, *(c.pid for c in psutil.Process(worker.pid).children(recursive=True))]
-        for pid in tree:  # SIGKILL: no chance to clean up, as in a machine crash
-            os.kill(pid, 9)
+        # SIGKILL to the worker and all below it: no chance to clean up, as in a machine crash.
+        kill_tree(worker.pid)
     finally:
         worker.kill()
         worker.wait()
