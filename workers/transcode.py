@@ -22,6 +22,7 @@ import ffmpeg
 
 from vot.media import MediaError, MediaInfo, ffmpeg_exe
 from vot.procs import limited
+from workers.frames import output_size
 
 logger = logging.getLogger(__name__)
 
@@ -70,19 +71,11 @@ def copy_refusal(info: MediaInfo, options: TranscodeOptions | None = None) -> st
     return ", ".join(refused) if refused else None
 
 
-def _scale_filter(info: MediaInfo, max_side: int) -> tuple[int, int]:
-    """Display size scaled so the long side is at most ``max_side``; even numbers for x264."""
-    scale = min(1.0, max_side / max(info.width, info.height))
-    width = max(2, int(round(info.width * scale / 2)) * 2)
-    height = max(2, int(round(info.height * scale / 2)) * 2)
-    return width, height
-
-
 def build_command(
     src: Path, review: Path, poster: Path, info: MediaInfo, options: TranscodeOptions
 ) -> list[str]:
     """The ffmpeg command line that writes both outputs in one decode."""
-    width, height = _scale_filter(info, options.max_side)
+    width, height = output_size(info.width, info.height, options.max_side)
     inp = ffmpeg.input(str(src))
     video = inp.video.filter("scale", width, height).filter("format", "yuv420p")
     split = video.filter_multi_output("split")
@@ -125,7 +118,7 @@ def build_copy_command(
     poster is the first reference picture from its time on: the decoder skips the others
     (a third less CPU for the remux; the copied stream is not decoded, so it is whole).
     """
-    width, height = _scale_filter(info, options.max_side)
+    width, height = output_size(info.width, info.height, options.max_side)
     inp = ffmpeg.input(str(src), skip_frame="noref")
     streams = [inp["v:0"]] + ([inp["a:0"]] if info.has_audio else [])
     review_out = ffmpeg.output(
