@@ -33,7 +33,11 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
-from vot import accounts, adherence, analytics, export, ledger, schema
+from vot import accounts, schema
+from vot.adherence import analytics, export, ledger
+from vot.adherence import dashboard as boards
+from vot.adherence import rules as adherence
+from vot.adherence.scope import Scope
 from vot.config import load_settings
 from vot.db import get_engine, utcnow
 from vot.migrations import upgrade
@@ -216,13 +220,13 @@ def measure(engine: Engine, settings: Any, patients: int) -> dict[str, Any]:
     got.update(export_s=round(seconds, 2), export_rows=len(live))
     with engine.connect() as conn:
         for name, scope in (
-            ("district", ledger.Scope(district="District 07")),
-            ("clinic", ledger.Scope(clinic="Clinic 123")),
+            ("district", Scope(district="District 07")),
+            ("clinic", Scope(clinic="Clinic 123")),
         ):
             seconds, found = timed(lambda s=scope: export.records(conn, NOW, scope=s), 3)
             got[f"export_{name}_ms"] = round(seconds * 1000, 1)
             got[f"export_{name}_rows"] = len(found)
-        seconds, _ = timed(lambda: adherence.for_patient(conn, 1 + patients // 2, NOW), 10)
+        seconds, _ = timed(lambda: ledger.for_patient(conn, 1 + patients // 2, NOW), 10)
         got["for_patient_ms"] = round(seconds * 1000, 1)
     with engine.begin() as conn:
         seconds, _ = timed(lambda: analytics.refresh(conn, NOW))
@@ -243,7 +247,7 @@ def measure(engine: Engine, settings: Any, patients: int) -> dict[str, Any]:
             ("district", {"district": "District 07"}),
             ("clinic", {"clinic": "Clinic 123"}),
         ):
-            seconds, _ = timed(lambda k=kw: analytics.dashboard(conn, **k), 10)
+            seconds, _ = timed(lambda k=kw: boards.dashboard(conn, **k), 10)
             got[f"dashboard_{name}_ms"] = round(seconds * 1000, 1)
     got.update(pages(settings))
     return got

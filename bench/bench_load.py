@@ -144,7 +144,7 @@ def run(patients: int, uploads: int, workers: int, drain_timeout_s: float) -> di
         base = f"http://127.0.0.1:{port}"
         log = open(Path(tmp) / "serve.log", "w")  # noqa: SIM115 - closed below
         serve = subprocess.Popen(
-            [sys.executable, "-m", "vot.cli", "serve", "--port", str(port)]
+            [sys.executable, "-m", "vot.app.cli", "serve", "--port", str(port)]
             + ["--workers", str(workers)],
             env=env,
             stdout=log,

@@ -6,7 +6,7 @@ each stage in a process of its own:
 
 1. floor: ``ffmpeg -i clip -f null -`` (decode only), CPU time from ``wait4``;
 2. naive: the baseline in ``bench/naive.py``;
-3. real: review copy plus score exactly as the workers do (``workers.process``).
+3. real: review copy plus score exactly as the workers do (``workers.transcode.review_copy``).
 
 A worker imports its modules once and then runs job after job, so the naive and real stages
 import theirs first and time only the work on the clip (their CPU time includes every ffmpeg
@@ -134,8 +134,8 @@ def stage(name: str, clip: Path) -> dict[str, object]:
     import mediapipe  # noqa: F401  (what a worker has imported before its first job)
 
     from bench.naive import naive_pipeline
-    from workers.process import process_video
-    from workers.scorer import Scorer  # noqa: F401
+    from workers.jobs import process_video
+    from workers.scoring.scorer import Scorer  # noqa: F401
 
     startup = _cpu() - startup
     with tempfile.TemporaryDirectory(prefix="vot-bench-") as tmp:

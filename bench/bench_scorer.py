@@ -1,8 +1,8 @@
 """Scorer speed and confidence on the real clips: ``python -m bench.bench_scorer [--json]``.
 
 Scores every clip of ``../shared/data/clips/labels.csv`` (or ``--labels``) once with one
-:class:`workers.scorer.Scorer` (graphs loaded once, as in a worker) and prints one JSON object:
-per clip its wall time, decode and detect time, frames analysed, frames analysed per second,
+:class:`workers.scoring.scorer.Scorer` (graphs loaded once, as in a worker) and prints one JSON
+object: per clip its wall time, decode and detect time, frames analysed, frames analysed per second,
 confidence and label; then totals, ROC AUC and the margin between the lowest positive and the
 highest negative. Timings are reported, never asserted.
 """
@@ -24,8 +24,8 @@ LABELS = REPO_ROOT.parent / "shared" / "data" / "clips" / "labels.csv"
 
 def bench(labels: Path) -> dict[str, object]:
     """Score every clip of ``labels`` and collect the figures."""
-    from workers.evaluation import roc_auc
-    from workers.scorer import MODEL_VERSION, Scorer, ScorerOptions
+    from workers.scoring.evaluation import roc_auc
+    from workers.scoring.scorer import MODEL_VERSION, Scorer, ScorerOptions
 
     with labels.open(newline="") as fh:
         rows = list(csv.DictReader(fh))

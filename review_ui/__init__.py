@@ -9,14 +9,21 @@ from werkzeug.wrappers import Response
 
 from vot.config import Settings, load_settings
 from vot.db import get_engine
+from vot.intake.ingest import Enqueue, no_queue
 
 
-def create_app(settings: Settings | None = None) -> Flask:
+def create_app(settings: Settings | None = None, enqueue: Enqueue = no_queue) -> Flask:
     """Build the app for ``settings`` (from the ``VOT_*`` environment when None).
 
+    ``enqueue`` queues each finished upload (``vot serve`` passes the rq queue's, see
+    :func:`workers.queue.enqueuer`); without it the sweeper queues uploads within a minute.
     The database must already be migrated (``vot serve`` and the tests do that first).
     """
-    from review_ui import auth, bulk, media, patient, patients, review, security, spotcheck, tus
+    from review_ui import auth, security
+    from review_ui.phone import page as patient
+    from review_ui.phone import tus
+    from review_ui.supervisor import bulk, media, patients, spotcheck
+    from review_ui.supervisor import queue as review
 
     settings = settings or load_settings()
     app = Flask(__name__)
@@ -33,6 +40,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         "engine": get_engine(settings),
         "storage": None,  # opened on first use, see review_ui.web.storage
         "limiter": auth.LoginLimiter(),
+        "enqueue": enqueue,
     }
     security.init_app(
         app, security.content_security_policy(settings.storage_url, settings.s3_endpoint_url)
@@ -41,7 +49,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         app.register_blueprint(blueprint)
     app.register_blueprint(patient.bp)  # the patient's page /p/TOKEN and /api/v1/me
     app.register_blueprint(tus.bp)  # resumable video uploads at /api/v1/uploads
-    from review_ui import analyst  # analysts: /analyst, /api/v1/adherence, the CSV
+    from review_ui import analyst
 
     app.register_blueprint(analyst.bp)
 

@@ -17,10 +17,11 @@ from flask import Blueprint, Response, g, jsonify, redirect, render_template, re
 from sqlalchemy import Engine
 
 from review_ui import auth, web
-from vot import analytics, export
-from vot.adherence import STANDARD
+from vot.adherence import analytics, export
+from vot.adherence import dashboard as boards
+from vot.adherence.rules import STANDARD
+from vot.adherence.scope import Scope
 from vot.db import audit, utcnow
-from vot.ledger import Scope
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("analyst", __name__)
@@ -163,7 +164,7 @@ def _refresh_in_background(engine: Engine) -> None:
         _refreshing.release()
 
 
-def _dashboard() -> analytics.Dashboard:
+def _dashboard() -> boards.Dashboard:
     """The dashboard from the snapshot: computed now if there is none; if it is stale, it is
     served as it is while a background thread recomputes it (a national refresh takes minutes).
     """
@@ -180,10 +181,10 @@ def _dashboard() -> analytics.Dashboard:
                 name="adherence-refresh",
                 daemon=True,
             ).start()
-        return analytics.dashboard(conn, district, clinic)
+        return boards.dashboard(conn, district, clinic)
 
 
-def _stale(board: analytics.Dashboard) -> bool:
+def _stale(board: boards.Dashboard) -> bool:
     return board.computed_at is None or utcnow() - board.computed_at > analytics.MAX_AGE
 
 
@@ -199,7 +200,7 @@ def dashboard_json() -> Any:
 def dashboard() -> Any:
     board = _dashboard()
     with web.engine().connect() as conn:
-        places = analytics.districts(conn)
+        places = boards.districts(conn)
     return render_template(
         "analyst.html",
         board=board,
@@ -214,7 +215,7 @@ def _pct(value: float | None) -> str:
     return "–" if value is None else f"{value * 100:.0f}%"
 
 
-def _items(board: analytics.Dashboard) -> dict[str, list[tuple[str, Any, str]]]:
+def _items(board: boards.Dashboard) -> dict[str, list[tuple[str, Any, str]]]:
     """The charts' (label, value, text) items."""
     s = board.summary
     groups = sorted(board.groups, key=lambda g: (g["adherence"] is None, g["adherence"] or 0))

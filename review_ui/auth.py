@@ -23,7 +23,7 @@ from review_ui.security import csrf_token
 from vot import schema
 from vot.accounts import hash_password, verify_password
 from vot.db import audit
-from vot.review_scope import Reviewer
+from vot.review.scope import Reviewer
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("auth", __name__)

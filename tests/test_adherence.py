@@ -10,9 +10,13 @@ import pytest
 from sqlalchemy import select
 from test_ledger import add_patient, add_user, add_video, excuse
 
-from vot import accounts, adherence, review_scope, review_verdicts, schema
-from vot.adherence import Counting, Day, Definitions, Regimen
-from vot.ingest import dose_date_for
+from vot import accounts, schema
+from vot.adherence import ledger
+from vot.adherence import rules as adherence
+from vot.adherence.rules import Counting, Day, Definitions, Regimen
+from vot.intake.ingest import dose_date_for
+from vot.review import scope as review_scope
+from vot.review import verdicts as review_verdicts
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 D = timedelta(days=1)
@@ -30,7 +34,7 @@ def clinic(engine) -> int:  # type: ignore[no-untyped-def]
 
 def figures(engine, pid: int, now: datetime, as_of: date | None = None):  # type: ignore[no-untyped-def]
     with engine.connect() as conn:
-        return adherence.for_patient(conn, pid, now, as_of)
+        return ledger.for_patient(conn, pid, now, as_of)
 
 
 def test_dose_recorded_at_2350_local_and_uploaded_next_morning_counts_for_its_day(
@@ -230,7 +234,7 @@ def test_as_of_a_past_date_counts_up_to_that_day(engine, clinic: int) -> None:
 
 def test_unknown_patient_is_a_lookup_error(engine) -> None:
     with engine.connect() as conn, pytest.raises(LookupError):
-        adherence.for_patient(conn, 999, datetime(2024, 1, 1, tzinfo=UTC))
+        ledger.for_patient(conn, 999, datetime(2024, 1, 1, tzinfo=UTC))
 
 
 def test_pure_day_state_precedence() -> None:

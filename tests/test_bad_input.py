@@ -29,8 +29,9 @@ from sqlalchemy import select
 from waitress.server import create_server
 
 from review_ui import create_app
-from tests.conftest import clip, work
+from tests.conftest import big_video, header_only, video, work
 from vot import accounts, schema, tokens
+from vot.app.serve import web_app
 from vot.media import ffmpeg_exe
 
 API = "/api/v1/uploads"
@@ -87,7 +88,7 @@ def site(settings, engine, redis, redis_url, monkeypatch) -> Iterator[Site]:  # 
         for code in ("P-1", "P-2"):
             accounts.add_patient(conn, code, clinic, date(2026, 11, 1), "UTC")
         links = [tokens.link_token(conn, settings.secret_key, c) for c in ("P-1", "P-2")]
-    for base in serve(create_app(settings.with_(redis_url=redis_url))):
+    for base in serve(web_app(settings.with_(redis_url=redis_url))):
         yield Site(base, *links)
 
 
@@ -125,7 +126,7 @@ def refused(reply: requests.Response, status: int, words: str = "") -> None:
 def others_still_served(site: Site) -> int:
     """The server answers and another patient's real video is accepted; its submission id."""
     assert requests.get(site.base + "/healthz", timeout=10).json() == {"ok": True}
-    good = send(site.base, site.other, clip("asl_eat.mkv").read_bytes(), filename="eat.mkv")
+    good = send(site.base, site.other, video().read_bytes(), filename="eat.mp4")
     assert good.status_code == 204, good.text
     return int(good.headers["Vot-Submission-Id"])
 
@@ -198,8 +199,8 @@ def test_unusable_file_is_refused_with_a_json_error(site: Site, tmp_path: Path, 
 
 
 def frames_missing(tmp: Path) -> bytes:
-    # The moov atom is at the front, so it probes as a 7.8 s video, but its frames are zeros.
-    return clip("thumbsup_face.mp4").read_bytes()[:4096] + b"\x00" * 200_000
+    # The moov atom is at the front, so it probes as an 8 s video, but its frames are zeros.
+    return header_only(big_video())
 
 
 def frame_lasting_4s(tmp: Path) -> bytes:
@@ -224,7 +225,7 @@ def test_accepted_but_unusable_ends_rejected_with_a_reason(
 
 
 def test_lying_content_types(site: Site) -> None:
-    data = clip("asl_eat.mkv").read_bytes()
+    data = video().read_bytes()
     created = requests.post(
         site.base + API,
         headers={**bearer(site.sender), "Upload-Length": str(len(data))},
@@ -266,7 +267,7 @@ def test_tus_wrong_lengths_offsets_and_ids(site: Site, engine, settings) -> None
         400,
         "Upload-Defer-Length",
     )
-    data = clip("asl_eat.mkv").read_bytes()
+    data = video().read_bytes()
     created = requests.post(
         site.base + API, headers={**auth, "Upload-Length": str(len(data))}, timeout=10
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bench import bench_pipeline
-from tests.conftest import clip
+from tests.conftest import video
 
 KEYS = {
     "name",
@@ -27,7 +27,7 @@ KEYS = {
 
 def test_bench_pipeline_pairs_floor_and_worker_runs(tmp_path: Path) -> None:
     short = bench_pipeline.build_clip(
-        tmp_path / "short.mp4", "scale=360:640,fps=30", 2, 1, source=clip("asl_eat.mkv")
+        tmp_path / "short.mp4", "scale=360:640,fps=30", 2, 1, source=video()
     )
     row = bench_pipeline.bench_clip("1080p_short", short, naive=True, repeat=2)
     assert row.keys() >= KEYS

@@ -18,9 +18,10 @@ from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from review_ui import create_app, i18n
-from tests.conftest import clip
-from vot import accounts, schema, tokens, upload_expiry
+from tests.conftest import big_video, video
+from vot import accounts, schema, tokens
 from vot.db import as_utc
+from vot.intake import expiry as upload_expiry
 from vot.media import ffmpeg_exe
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -53,7 +54,7 @@ def camera_file(folder: Path, name: str, dark: bool = False) -> Path:
                 "error",
                 "-y",
                 "-i",
-                str(clip("thumbsup_face.mp4")),
+                str(big_video()),
                 "-t",
                 "6",
                 "-vf",
@@ -195,8 +196,8 @@ def test_cut_connection_and_closed_page_resume_where_they_stopped(
     context.route("**/api/v1/uploads/**", network)
     page = context.new_page()
     page.goto(site[1])
-    video = clip("thumbsup_face.mp4")  # 2.5 MB: ten pieces of 256 KiB
-    page.set_input_files("#file", str(video))
+    clip_path = big_video()  # 2.5 MB: ten pieces of 256 KiB
+    page.set_input_files("#file", str(clip_path))
     shows(page, "#send-text", EN["send.retrying"], 20_000)
     with engine.connect() as conn:
         [received] = conn.execute(select(schema.uploads.c.offset_bytes)).scalars().all()
@@ -208,7 +209,7 @@ def test_cut_connection_and_closed_page_resume_where_they_stopped(
     shows(again, "#send-text", EN["send.received"], 30_000)
     assert offsets[3] == 3 * 256 * 1024 and offsets.count(0) == 1  # nothing was sent twice
     [row] = rows(engine)
-    assert row.size_bytes == video.stat().st_size
+    assert row.size_bytes == clip_path.stat().st_size
     assert list((settings.data_dir / "uploads").iterdir()) == []
     assert upload_expiry.expire_uploads(engine, settings) == 0
 
@@ -260,7 +261,7 @@ def test_phone_screens_in_english_and_chinese(browser, site, engine, artifacts_d
     page.goto(site[1])
     assert page.locator("html").get_attribute("lang") == "zh-Hans"
     assert page.locator("#open-camera").inner_text() == "录制服药视频"
-    page.set_input_files("#file", str(clip("asl_eat.mkv")))
+    page.set_input_files("#file", str(video()))
     page.wait_for_selector("#send-text:text('已收到！谢谢您。')", timeout=30_000)
     page.wait_for_selector(".calendar .day.pending", timeout=10_000)
     page.screenshot(path=str(artifacts_dir / "patient_home_zh-Hans.png"), full_page=True)

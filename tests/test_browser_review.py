@@ -19,7 +19,7 @@ from vot import accounts, schema
 from vot.config import Settings
 from vot.media import probe
 from vot.storage import open_storage
-from workers.transcode import transcode
+from workers.transcode.encode import transcode
 
 pytestmark = pytest.mark.browser
 

@@ -3,9 +3,10 @@ from datetime import date
 
 import pytest
 
-from vot import accounts, calibrate, schema
+from vot import accounts, schema
 from vot.db import utcnow
-from vot.triage import Thresholds, load_thresholds
+from vot.triage import calibrate
+from vot.triage.bands import Thresholds, load_thresholds
 
 CURRENT = Thresholds("v1", auto_accept=0.9, reject_below=0.1)
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import clip, run_cli
+from tests.conftest import clip, run_cli, video
 
 CONTRACT_KEYS = {
     "confidence",
@@ -74,7 +74,7 @@ def test_submit_without_a_running_queue_keeps_the_video_and_says_so(tmp_path: Pa
         "P-9",
         "--dose-date",
         "2026-11-20",
-        str(clip("asl_thanks.mkv")),
+        str(video()),
     )
     assert first.returncode == 0, first.stderr
     assert "submission 1: received for dose 2026-11-20" in first.stdout
@@ -86,7 +86,7 @@ def test_submit_without_a_running_queue_keeps_the_video_and_says_so(tmp_path: Pa
         "P-9",
         "--dose-date",
         "2026-11-20",
-        str(clip("asl_thanks.mkv")),
+        str(video()),
     )
     assert "already received" in again.stdout
     status = vot(tmp_path, "status", "1", "--json")

@@ -20,7 +20,7 @@ def test_demo_runs_through_the_queue_and_twice_is_idempotent(tmp_path: Path) -> 
 
     def demo() -> str:
         done = subprocess.run(
-            [sys.executable, "-m", "vot.cli", "demo", "--clips", str(clips)],
+            [sys.executable, "-m", "vot.app.cli", "demo", "--clips", str(clips)],
             env=env,
             capture_output=True,
             text=True,

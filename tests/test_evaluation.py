@@ -1,4 +1,5 @@
-"""workers.evaluation on a small labels file pointing at real clips, with a fake triage rule."""
+"""workers.scoring.evaluation on a small labels file pointing at real clips, with a fake triage
+rule."""
 
 from __future__ import annotations
 
@@ -9,10 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from vot.config import REPO_ROOT
-from workers.evaluation import evaluate, roc_auc
-
-CLIPS = REPO_ROOT.parent / "shared" / "data" / "clips"
+from tests.conftest import CLIPS, no_shared_data
+from workers.scoring.evaluation import evaluate, roc_auc
 
 
 def test_roc_auc_counts_ties_as_half() -> None:
@@ -30,8 +29,8 @@ def fake_decide(result: dict) -> str:
 
 def test_evaluate_scores_reports_and_writes_files(tmp_path: Path) -> None:
     if not CLIPS.is_dir():
-        pytest.skip(f"real clips not available ({CLIPS} is absent)")
-    from workers.scorer import Scorer
+        no_shared_data("real clips")
+    from workers.scoring.scorer import Scorer
 
     (tmp_path / "broken.mp4").write_text("not a video\n" * 50)
     rows = [

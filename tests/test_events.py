@@ -7,10 +7,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from workers import events as ev
-from workers.observations import Face, FrameObservation, Hand, HandLandmark, Mouth
-from workers.quality import assess, robust_max_faces
-from workers.scorer import confidence
+from workers.scoring import events as ev
+from workers.scoring.observations import Face, FrameObservation, Hand, HandLandmark, Mouth
+from workers.scoring.quality import assess, robust_max_faces
+from workers.scoring.scorer import confidence
 
 FPS = 10.0
 FACE_W = 100.0

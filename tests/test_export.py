@@ -14,9 +14,10 @@ import pytest
 from test_ledger import add_patient, add_user, add_video, excuse
 
 from tests.conftest import run_cli
-from vot import accounts, analytics, export, schema
+from vot import accounts, schema
+from vot.adherence import analytics, export
+from vot.adherence.scope import EVERYONE, Scope
 from vot.config import Settings
-from vot.ledger import EVERYONE, Scope
 
 CONTRACT = [
     "pseudonym",

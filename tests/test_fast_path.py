@@ -17,15 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import clip
+from tests.conftest import clip, video
 from vot.config import REPO_ROOT
 from vot.media import ffmpeg_exe, probe
-from vot.triage import decide, load_thresholds
-from workers.detect import DetectorOptions
-from workers.frames import FrameSamplerOptions, sample_frames
-from workers.process import make_review_copy
-from workers.scorer import GatingOptions, Scorer, ScorerOptions
-from workers.transcode import copy_refusal
+from vot.triage.bands import decide, load_thresholds
+from workers.scoring.detect import DetectorOptions
+from workers.scoring.frames import FrameSamplerOptions, sample_frames
+from workers.scoring.scorer import GatingOptions, Scorer, ScorerOptions
+from workers.transcode.encode import copy_refusal
+from workers.transcode.review_copy import make_review_copy
 
 SLOW = ScorerOptions(
     sampler=FrameSamplerOptions(fps=10.0, max_side=960, skip_nonref=False),
@@ -68,7 +68,7 @@ def test_models_skip_frames_while_no_hand_is_near(scorers) -> None:
 
 
 def test_reference_pictures_only_keep_the_sampling_grid(tmp_path: Path) -> None:
-    src = clip("asl_eat.mkv")
+    src = video()
     every = list(sample_frames(src, FrameSamplerOptions(fps=10.0, max_side=320)))
     refs = list(sample_frames(src, FrameSamplerOptions(fps=10.0, max_side=320, skip_nonref=True)))
     assert [f.t_s for f in refs] == [f.t_s for f in every]
@@ -84,7 +84,7 @@ def _phone_clip(tmp_path: Path, mbps: int, size: str = "640x480") -> Path:
             "error",
             "-y",
             "-i",
-            str(clip("asl_eat.mkv")),
+            str(video()),
             "-s",
             size,
             "-c:v",
@@ -122,7 +122,8 @@ def test_browser_ready_upload_is_remuxed_without_its_metadata(tmp_path: Path, se
 
 
 def test_other_uploads_are_re_encoded(tmp_path: Path, settings) -> None:
-    assert "container matroska" in (copy_refusal(probe(clip("asl_eat.mkv"))) or "")
+    mkv = video(suffix=".mkv")
+    assert "container matroska" in (copy_refusal(probe(mkv)) or "")
     big = probe(_phone_clip(tmp_path, 2, "2560x1920"))
     assert "size 2560x1920" in (copy_refusal(big) or "")
     assert "bitrate" in (
@@ -131,5 +132,5 @@ def test_other_uploads_are_re_encoded(tmp_path: Path, settings) -> None:
     assert copy_refusal(replace(big, width=640, height=480)) is None
     work = tmp_path / "work"
     work.mkdir()
-    review, _poster = make_review_copy(clip("asl_eat.mkv"), work, settings)
+    review, _poster = make_review_copy(mkv, work, settings)
     assert probe(review).container.startswith("mov,mp4")

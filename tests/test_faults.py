@@ -16,12 +16,13 @@ import pytest
 from rq.job import Job
 from sqlalchemy import select
 
-from tests.conftest import clip, work
+from tests.conftest import big_video, clip, video, work
 from vot import accounts, schema
-from vot.ingest import ingest_file
-from vot.procs import kill_tree
+from vot.children import kill_tree
+from vot.intake.ingest import ingest_file
 from vot.storage import StorageError, open_storage
-from workers.queue import enqueue_submission, sweep
+from workers.queue import enqueue_submission
+from workers.sweeper import sweep
 
 
 @pytest.fixture
@@ -65,7 +66,7 @@ def wait_for(predicate, timeout_s: float = 120.0) -> None:
 
 def kill_worker_when(env, engine, redis, sub_id, ready) -> None:
     worker = subprocess.Popen(
-        [sys.executable, "-m", "vot.cli", "worker", "--no-sweep"],
+        [sys.executable, "-m", "vot.app.cli", "worker", "--no-sweep"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -114,7 +115,7 @@ def test_worker_killed_mid_job_is_processed_exactly_once(env, engine, redis, sta
 def test_damaged_stored_bytes_are_never_processed(env, engine, redis) -> None:
     storage = open_storage(env)
     sub_id = ingest_file(
-        engine, storage, env, "P-1", clip("asl_thanks.mkv"), dose_date=date(2026, 11, 10)
+        engine, storage, env, "P-1", video(), dose_date=date(2026, 11, 10)
     ).submission_id
     raw = storage.local_path(row(engine, sub_id).raw_key)
     raw.write_bytes(raw.read_bytes()[:-1000])  # a partial write that went unnoticed
@@ -130,7 +131,7 @@ def test_store_down_while_processing_then_back(env, engine, redis, tmp_path) -> 
     """The store fails (here: the raw object vanishes from under the worker); rq retries."""
     storage = open_storage(env)
     sub_id = ingest_file(
-        engine, storage, env, "P-1", clip("asl_thanks.mkv"), dose_date=date(2026, 11, 10)
+        engine, storage, env, "P-1", video(), dose_date=date(2026, 11, 10)
     ).submission_id
     raw = storage.local_path(row(engine, sub_id).raw_key)
     held = tmp_path / "held"
@@ -188,7 +189,7 @@ def test_s3_down_during_processing_then_back_is_scored_once(s3_env, engine, redi
     ).submission_id
     enqueue_submission(redis, settings, sub_id)
     worker = subprocess.Popen(
-        [sys.executable, "-m", "vot.cli", "worker", "--no-sweep"],
+        [sys.executable, "-m", "vot.app.cli", "worker", "--no-sweep"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -225,13 +226,13 @@ def test_s3_down_during_processing_then_back_is_scored_once(s3_env, engine, redi
 
 @pytest.fixture
 def site(env, engine, redis_url):
-    from review_ui import create_app
     from tests.test_bad_input import serve
     from vot import tokens
+    from vot.app.serve import web_app
 
     with engine.begin() as conn:
         token = tokens.link_token(conn, env.secret_key, "P-1")
-    for base in serve(create_app(env)):
+    for base in serve(web_app(env)):
         yield base, token
 
 
@@ -242,10 +243,10 @@ def test_disk_full_during_an_upload_is_refused_then_resumed(site, env, engine) -
     import requests
 
     from tests.test_bad_input import PIECE, bearer, refused
-    from vot import uploads
+    from vot.intake import uploads
 
     base, token = site
-    data = clip("thumbsup_face.mp4").read_bytes()
+    data = big_video().read_bytes()
     created = requests.post(
         base + "/api/v1/uploads", headers={**bearer(token), "Upload-Length": str(len(data))}
     )
@@ -293,7 +294,7 @@ def test_disk_full_while_storing_a_finished_upload(site, env, engine, monkeypatc
     from vot import storage as storage_module
 
     base, token = site
-    data = clip("asl_thanks.mkv").read_bytes()
+    data = video().read_bytes()
 
     def half_then_full(src, dst, length=0) -> None:  # type: ignore[no-untyped-def]
         dst.write(src.read(len(data) // 2))
@@ -340,7 +341,7 @@ def test_hanging_ffmpeg_is_stopped_and_the_submission_rejected(
     monkeypatch.setenv("VOT_FFMPEG", str(fake))
     monkeypatch.setenv("VOT_TRANSCODE_TIMEOUT_S", "2")
     sub_id = ingest_file(
-        engine, open_storage(env), env, "P-1", clip("asl_thanks.mkv"), dose_date=date(2026, 11, 10)
+        engine, open_storage(env), env, "P-1", video(), dose_date=date(2026, 11, 10)
     ).submission_id
     enqueue_submission(redis, env, sub_id)
     work()

@@ -1,5 +1,5 @@
-"""Which sampled frames the models run on (workers.scorer.GatingOptions): far hands and still
-scenes are looked at on every other frame, anything moving near the mouth on every frame."""
+"""Which sampled frames the models run on (workers.scoring.scorer.GatingOptions): far hands and
+still scenes are looked at on every other frame, anything moving near the mouth on every frame."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from dataclasses import replace
 
 import numpy as np
 
-from tests.conftest import clip
+from tests.conftest import video
 from tests.test_events import FACE_W, MOUTH, below_mouth, frames, hand
-from workers.observations import FrameObservation, Mouth
-from workers.scorer import GatingOptions, Scorer, ScorerOptions, is_still
+from workers.scoring.observations import FrameObservation, Mouth
+from workers.scoring.scorer import GatingOptions, Scorer, ScorerOptions, is_still
 
 G = GatingOptions()
 
@@ -74,24 +74,21 @@ class ScriptedDetector:
 
 
 def scripted(gating: GatingOptions) -> tuple[Scorer, ScriptedDetector]:
-    scorer = Scorer(ScorerOptions(gating=gating))
-    scorer.close()  # the real graphs are not needed
     detector = ScriptedDetector()
-    scorer._detector = detector  # type: ignore[assignment]
-    return scorer, detector
+    return Scorer(ScorerOptions(gating=gating), detector=detector), detector
 
 
 def test_a_resting_hand_is_looked_at_every_other_frame_and_movement_at_once() -> None:
     scorer, detector = scripted(GatingOptions())
-    result = scorer.score(clip("asl_eat.mkv"))  # 16 sampled frames
+    result = scorer.score(video(1.6))  # 16 sampled frames
     assert result.quality["frames_analysed"] == 16
     # Still from the third look on, so every other frame; the movement that starts on the
     # skipped frame 9 is seen on frame 10, and from then on every frame is looked at while the
     # hand is within near_fw of the mouth (1.2 face widths at most here).
     assert detector.looked == [0, 1, 2, 4, 6, 8, 10, 11, 12, 13, 14, 15]
     slow, every = scripted(GatingOptions(stride=1))
-    slow.score(clip("asl_eat.mkv"))
+    slow.score(video(1.6))
     assert every.looked == list(range(16))
     off, moving_only = scripted(GatingOptions(still_fw=0.0))
-    off.score(clip("asl_eat.mkv"))
+    off.score(video(1.6))
     assert moving_only.looked == list(range(16))  # a hand near the mouth: every frame

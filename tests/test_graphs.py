@@ -1,4 +1,4 @@
-"""Graphs built by workers.graphs.on_calling_thread run on the caller's thread, with the
+"""Graphs built by workers.scoring.graphs.on_calling_thread run on the caller's thread, with the
 same answers as MediaPipe's own thread pool."""
 
 import json
@@ -8,14 +8,14 @@ import sys
 
 from tests.conftest import clip
 from vot.config import REPO_ROOT
-from workers.frames import FrameSamplerOptions, sample_frames
-from workers.graphs import on_calling_thread
+from workers.scoring.frames import FrameSamplerOptions, sample_frames
+from workers.scoring.graphs import on_calling_thread
 
 # Run in a fresh interpreter: in the test process, threads of earlier tests come and go.
 THREADS_STARTED = """
 import json, os
 from mediapipe.python.solutions import face_detection
-from workers.graphs import on_calling_thread
+from workers.scoring.graphs import on_calling_thread
 
 def threads():
     return len(os.listdir("/proc/self/task"))

@@ -6,7 +6,8 @@ checks which graph looks at which frame, not the models.
 
 from types import SimpleNamespace
 
-from workers.detect import DetectorOptions, _HandTracker
+from workers.scoring.detect import DetectorOptions
+from workers.scoring.hand_tracker import HandTracker
 
 
 class FakeGraph:
@@ -35,11 +36,11 @@ def tracker(hands_in_view, **options):
         graphs.append(FakeGraph(hands_in_view, kwargs["max_num_hands"]))
         return graphs[-1]
 
-    t = _HandTracker(SimpleNamespace(Hands=make), DetectorOptions(**options))
+    t = HandTracker(SimpleNamespace(Hands=make), DetectorOptions(**options))
     return t, {g.max_num_hands: g for g in graphs}
 
 
-def run(t: _HandTracker, until_s: float, fps: float = 10.0) -> list[int]:
+def run(t: HandTracker, until_s: float, fps: float = 10.0) -> list[int]:
     """Feed frames at ``fps``; the number of hands reported at each."""
     seen = []
     for i in range(int(until_s * fps)):

@@ -4,9 +4,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import clip
+from tests.conftest import video
 from vot import accounts, schema
-from vot.ingest import IngestError, dose_date_for, ingest_file
+from vot.intake.ingest import IngestError, dose_date_for, ingest_file
 from vot.storage import open_storage
 
 
@@ -25,17 +25,13 @@ def count(engine, table) -> int:
 
 def test_same_file_same_dose_is_one_submission(engine, settings, patient) -> None:
     storage = open_storage(settings)
-    first = ingest_file(
-        engine, storage, settings, patient, clip("asl_eat.mkv"), dose_date=date(2026, 11, 5)
-    )
-    again = ingest_file(
-        engine, storage, settings, patient, clip("asl_eat.mkv"), dose_date=date(2026, 11, 5)
-    )
+    first = ingest_file(engine, storage, settings, patient, video(), dose_date=date(2026, 11, 5))
+    again = ingest_file(engine, storage, settings, patient, video(), dose_date=date(2026, 11, 5))
     assert first.created and not again.created
     assert again.submission_id == first.submission_id
     assert count(engine, schema.submissions) == 1
     other_day = ingest_file(
-        engine, storage, settings, patient, clip("asl_eat.mkv"), dose_date=date(2026, 11, 6)
+        engine, storage, settings, patient, video(), dose_date=date(2026, 11, 6)
     )
     assert other_day.created and count(engine, schema.submissions) == 2
     with engine.connect() as conn:
@@ -44,7 +40,7 @@ def test_same_file_same_dose_is_one_submission(engine, settings, patient) -> Non
         ).one()
     assert row.status == schema.RECEIVED
     assert storage.exists(row.raw_key) and storage.size(row.raw_key) == row.size_bytes
-    assert row.duration_s == pytest.approx(1.57, abs=0.05)
+    assert row.duration_s == pytest.approx(2.0, abs=0.05)
 
 
 def test_dose_date_is_the_recording_day_in_the_patients_zone() -> None:
@@ -62,7 +58,7 @@ def test_dose_date_is_the_recording_day_in_the_patients_zone() -> None:
 def test_recorded_at_sets_the_dose_day(engine, settings, patient) -> None:
     recorded = datetime(2026, 11, 7, 23, 50, tzinfo=timezone(timedelta(hours=8)))
     got = ingest_file(
-        engine, open_storage(settings), settings, patient, clip("asl_eat.mkv"), recorded_at=recorded
+        engine, open_storage(settings), settings, patient, video(), recorded_at=recorded
     )
     assert got.dose_date == date(2026, 11, 7)
 
@@ -90,7 +86,7 @@ def test_limits(engine, settings, patient) -> None:
     storage = open_storage(settings)
     with pytest.raises(IngestError, match="limit is 2 s"):
         ingest_file(
-            engine, storage, settings.with_(max_duration_s=2.0), patient, clip("thumbsup_face.mp4")
+            engine, storage, settings.with_(max_duration_s=2.0), patient, video(3.0, "1280x720")
         )
     with pytest.raises(IngestError, match="larger than allowed"):
         ingest_file(
@@ -98,11 +94,11 @@ def test_limits(engine, settings, patient) -> None:
             storage,
             settings.with_(max_pixels=640 * 360),
             patient,
-            clip("thumbsup_face.mp4"),
+            video(3.0, "1280x720"),
         )
     assert count(engine, schema.submissions) == 0
 
 
 def test_unknown_patient(engine, settings) -> None:
     with pytest.raises(IngestError, match="no patient with code 'NOPE'"):
-        ingest_file(engine, open_storage(settings), settings, "NOPE", clip("asl_eat.mkv"))
+        ingest_file(engine, open_storage(settings), settings, "NOPE", video())

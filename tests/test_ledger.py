@@ -1,4 +1,4 @@
-"""The SQL ledger agrees with the pure definition (vot.adherence.compute) on random regimens,
+"""The SQL ledger agrees with the pure definition (vot.adherence.rules.compute) on random regimens,
 on SQLite and PostgreSQL; and the day-counting SQL helpers are exact."""
 
 from __future__ import annotations
@@ -9,10 +9,12 @@ from datetime import UTC, date, datetime, time, timedelta
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, literal, select
 
-from vot import accounts, adherence, ledger, schema
-from vot.adherence import Day, Definitions, Regimen
+from vot import accounts, schema
+from vot.adherence import day_sql, ledger
+from vot.adherence import rules as adherence
+from vot.adherence.rules import Day, Definitions, Regimen
 from vot.db import inserted_id
 
 STATUSES = schema.STATUSES
@@ -190,7 +192,7 @@ def test_sql_figures_equal_the_pure_definition(engine, case: dict) -> None:
             excuse(conn, pid, day, user, revoked=revoked)
             got = days.setdefault(day, dict(taken=0))
             got["excused"] = got.get("excused", False) or not revoked
-        sql = adherence.for_patient(conn, pid, case["now"], case["as_of"], case["defs"])
+        sql = ledger.for_patient(conn, pid, case["now"], case["as_of"], case["defs"])
     regimen = Regimen(
         start,
         case["length"],
@@ -217,19 +219,14 @@ def test_sql_figures_equal_the_pure_definition(engine, case: dict) -> None:
 
 @pytest.mark.parametrize("mask", [0b1111111, 0b0011111, 0b0010101, 0b1000000, 0b0000001])
 def test_dose_days_counts_each_weekday_in_the_mask(engine, mask: int) -> None:
-    first = ledger.to_epoch(date(2024, 2, 26))  # a Monday
+    first = day_sql.to_epoch(date(2024, 2, 26))  # a Monday
     pairs = [(a, b) for a in range(first, first + 9) for b in range(first - 2, first + 23)]
     with engine.connect() as conn:
         got = conn.execute(
-            select(
-                *(
-                    ledger.dose_days(ledger.literal(a), ledger.literal(b), ledger.literal(mask))
-                    for a, b in pairs
-                )
-            )
+            select(*(day_sql.dose_days(literal(a), literal(b), literal(mask)) for a, b in pairs))
         ).one()
     want = [
-        sum(1 for n in range(a, b + 1) if mask >> ledger.from_epoch(n).weekday() & 1)
+        sum(1 for n in range(a, b + 1) if mask >> day_sql.from_epoch(n).weekday() & 1)
         for a, b in pairs
     ]
     assert list(got) == want
@@ -248,8 +245,8 @@ def test_epoch_day_of_dates_and_utc_times(engine) -> None:
         )
         s = schema.submissions
         row = conn.execute(
-            select(ledger.epoch_day(s.c.dose_date), ledger.epoch_day(s.c.received_at)).where(
+            select(day_sql.epoch_day(s.c.dose_date), day_sql.epoch_day(s.c.received_at)).where(
                 s.c.id == sid
             )
         ).one()
-    assert tuple(row) == (ledger.to_epoch(date(2024, 2, 29)), ledger.to_epoch(date(2024, 3, 1)))
+    assert tuple(row) == (day_sql.to_epoch(date(2024, 2, 29)), day_sql.to_epoch(date(2024, 3, 1)))

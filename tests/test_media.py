@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import clip
+from tests.conftest import clip, video
 from vot.media import MediaError, ffmpeg_exe, parse_probe, probe
 
 
@@ -20,7 +20,7 @@ def test_probe_real_clip() -> None:
 
 def test_rotation_tag_swaps_displayed_size(tmp_path: Path) -> None:
     rotated = tmp_path / "rotated.mp4"
-    ffmpeg("-display_rotation", "90", "-i", str(clip("asl_eat.mkv")), "-c", "copy", str(rotated))
+    ffmpeg("-display_rotation", "90", "-i", str(video()), "-c", "copy", str(rotated))
     info = probe(rotated)
     assert info.rotation == 90
     assert (info.width, info.height) == (480, 640)

@@ -93,7 +93,7 @@ def test_version_5_database_gets_the_retention_columns_keeping_its_rows(engine) 
 def test_version_6_snapshot_gets_the_export_columns_keeping_its_rows(engine) -> None:
     from datetime import date
 
-    from vot import export
+    from vot.adherence import export
 
     now = datetime.now(UTC)
     snap = schema.adherence_snapshot

@@ -7,12 +7,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import clip, work
-from vot import accounts, pipeline, schema
-from vot.ingest import ingest_file
+from tests.conftest import big_video, clip, header_only, video, work
+from vot import accounts, schema
+from vot.intake.ingest import ingest_file
+from vot.pipeline import machine as pipeline
 from vot.storage import open_storage
 from workers import jobs
-from workers.queue import enqueue_submission, sweep
+from workers.queue import enqueue_submission
+from workers.sweeper import sweep
 
 
 @pytest.fixture
@@ -75,11 +77,10 @@ def test_undecodable_file_is_rejected_with_a_reason_and_others_go_on(
     env, engine, redis, tmp_path: Path
 ) -> None:
     # The moov atom is at the front, so the file probes fine, but most frames are missing.
-    data = clip("thumbsup_face.mp4").read_bytes()
     broken = tmp_path / "broken.mp4"
-    broken.write_bytes(data[:4096] + b"\x00" * 200_000)
+    broken.write_bytes(header_only(big_video()))
     bad = submit(env, engine, broken)
-    good = submit(env, engine, clip("asl_thanks.mkv"))
+    good = submit(env, engine, video())
     for sub_id in (bad, good):
         enqueue_submission(redis, env, sub_id)
     work()
@@ -89,7 +90,7 @@ def test_undecodable_file_is_rejected_with_a_reason_and_others_go_on(
 
 
 def test_sweeper_requeues_work_lost_with_redis(env, engine, redis) -> None:
-    sub_id = submit(env, engine, clip("asl_thanks.mkv"))
+    sub_id = submit(env, engine, video())
     enqueue_submission(redis, env, sub_id)
     redis.flushdb()  # Redis restarted without its data: the job is gone, the row is not
     assert sweep(redis, env) == [sub_id]
@@ -99,7 +100,7 @@ def test_sweeper_requeues_work_lost_with_redis(env, engine, redis) -> None:
 
 
 def test_sweeper_resumes_at_the_stage_reached(env, engine, redis) -> None:
-    sub_id = submit(env, engine, clip("asl_thanks.mkv"))
+    sub_id = submit(env, engine, video())
     jobs.transcode(sub_id)  # transcoded, then the worker died before scoring was queued
     assert status_of(engine, sub_id)[0] == schema.SCORING
     assert sweep(redis, env) == [sub_id]
@@ -109,7 +110,7 @@ def test_sweeper_resumes_at_the_stage_reached(env, engine, redis) -> None:
 
 
 def test_submission_that_keeps_failing_is_given_up_with_its_reason(env, engine, redis) -> None:
-    sub_id = submit(env, engine, clip("asl_thanks.mkv"))
+    sub_id = submit(env, engine, video())
     with engine.begin() as conn:
         conn.execute(
             schema.submissions.update()

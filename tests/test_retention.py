@@ -22,21 +22,20 @@ from test_review_ui import csrf, form_token, login
 
 from review_ui import create_app
 from tests.conftest import run_cli
-from vot import (
-    adherence,
-    pipeline,
-    retention,
-    review_verdicts,
-    schema,
-    tokens,
-    upload_writes,
-    uploads,
-)
+from vot import schema, tokens
 from vot.accounts import get_patient
+from vot.adherence import ledger
+from vot.adherence import rules as adherence
 from vot.config import ConfigError, Settings, load_settings
 from vot.db import as_utc, utcnow
-from vot.ingest import raw_key
+from vot.intake import uploads
+from vot.intake import writes as upload_writes
+from vot.pipeline import machine as pipeline
+from vot.retention import erasure
+from vot.retention import policy as retention
+from vot.review import verdicts as review_verdicts
 from vot.storage import LocalStorage, S3Storage, Storage, open_storage
+from vot.storage import keys as storage_keys
 
 s = schema.submissions
 NOW = utcnow()
@@ -108,14 +107,14 @@ def add_video(
                     received_at=changed - timedelta(minutes=5),
                     content_sha256=sha,
                     size_bytes=11,
-                    raw_key=raw_key(sha),
+                    raw_key=storage_keys.raw(sha),
                     status=status,
                     attempts=1,
                     updated_at=changed,
                 )
             ).inserted_primary_key[0]
         )
-        keys = {raw_key(sha)}
+        keys = {storage_keys.raw(sha)}
         if transcoded:
             conn.execute(
                 s.update()
@@ -170,7 +169,7 @@ def audit_rows(engine: Engine, action: str) -> list[Any]:
 
 def figures(engine: Engine, patient_id: int) -> adherence.Adherence:
     with engine.connect() as conn:
-        return adherence.for_patient(conn, patient_id, NOW)
+        return ledger.for_patient(conn, patient_id, NOW)
 
 
 @pytest.fixture
@@ -192,9 +191,7 @@ def test_settings_defaults_and_checks(tmp_path: Path) -> None:
 
 
 def test_keys_match_what_the_transcoder_writes() -> None:
-    from workers.jobs import poster_key, review_key
-
-    assert retention.derived_keys(42) == (review_key(42), poster_key(42))
+    assert storage_keys.derived(42) == (storage_keys.review_copy(42), storage_keys.poster(42))
 
 
 def test_retention_deletes_old_decided_videos_and_keeps_the_rest(
@@ -299,7 +296,7 @@ def test_raw_bytes_shared_with_a_video_still_in_use_are_kept(
     )
     report = retention.apply_retention(engine, storage, settings, now=NOW)
     assert report.raw == [old] and report.shared_kept == 1
-    assert storage.exists(raw_key(sha))  # the waiting video still needs these bytes
+    assert storage.exists(storage_keys.raw(sha))  # the waiting video still needs these bytes
     with engine.begin() as conn:
         conn.execute(
             s.update()
@@ -308,7 +305,7 @@ def test_raw_bytes_shared_with_a_video_still_in_use_are_kept(
         )
     report = retention.apply_retention(engine, storage, settings, now=NOW)
     assert report.raw == [waiting] and report.shared_kept == 0
-    assert not storage.exists(raw_key(sha))
+    assert not storage.exists(storage_keys.raw(sha))
 
 
 def test_erasure_removes_every_object_of_the_patient_and_nothing_else(
@@ -338,7 +335,7 @@ def test_erasure_removes_every_object_of_the_patient_and_nothing_else(
         a_keys |= keys
     with engine.begin() as conn:
         review_verdicts.record_verdict(conn, world.sup_a, a_subs["accepted"], "accept")
-    a_keys.discard(raw_key(shared_sha))  # patient B sent the same bytes: they are B's too
+    a_keys.discard(storage_keys.raw(shared_sha))  # patient B sent the same bytes: they are B's too
     b_sub, b_keys = add_video(engine, storage, tmp_path, pb, schema.ACCEPTED, 2, sha=shared_sha)
     _, more_b = add_video(engine, storage, tmp_path, pb, schema.REVIEW, 1)
     b_keys |= more_b
@@ -356,7 +353,7 @@ def test_erasure_removes_every_object_of_the_patient_and_nothing_else(
     reviews_before = rows_before["reviews"]
     taken_a, figures_b = figures(engine, pa).taken, figures(engine, pb)
 
-    report = retention.erase_patient(
+    report = erasure.erase_patient(
         engine, storage, settings, "A-001", actor="admin", reason="patient's written request"
     )
     assert sorted(report.submissions) == sorted(a_subs.values())
@@ -370,7 +367,7 @@ def test_erasure_removes_every_object_of_the_patient_and_nothing_else(
     assert listing(storage) == b_keys  # nothing of A is left, everything of B is
     assert not uploads.part_path(settings, up_a.id).exists()
     assert uploads.part_path(settings, up_b.id).exists()
-    with pytest.raises(uploads.NotFound):
+    with pytest.raises(uploads.UploadNotFound):
         uploads.get(engine, patient_a.id, up_a.id)
 
     # The decisions stay; only the video still being processed is stopped, with a reason.
@@ -392,7 +389,7 @@ def test_erasure_removes_every_object_of_the_patient_and_nothing_else(
                 s.c.review_deleted_at.is_(None),
             )
         ).scalar_one()
-    assert stopped is not None and stopped.reason == retention.ERASED_REASON
+    assert stopped is not None and stopped.reason == erasure.ERASED_REASON
     assert erased == 4 and untouched_b == 2
     assert pipeline.start_transcode(engine, a_subs["processing"]) is None  # its job skips
     assert a_subs["processing"] not in [r.id for r in pipeline.in_processing(engine)]
@@ -412,7 +409,7 @@ def test_erasure_removes_every_object_of_the_patient_and_nothing_else(
     assert swept.rechecked == 1 and listing(storage) == b_keys
 
     # Repeating the erasure is harmless, and is audited too.
-    again = retention.erase_patient(
+    again = erasure.erase_patient(
         engine, storage, settings, "A-001", actor="admin", reason="asked again"
     )
     assert again.objects == 0 and again.stopped == [] and listing(storage) == b_keys
@@ -423,10 +420,10 @@ def test_erasure_removes_every_object_of_the_patient_and_nothing_else(
 
 def test_erasure_refuses_bad_input(engine: Engine, world: World, settings: Settings) -> None:
     storage = open_storage(settings)
-    with pytest.raises(retention.ErasureError, match="reason"):
-        retention.erase_patient(engine, storage, settings, "A-001", actor="x", reason="  ")
+    with pytest.raises(erasure.ErasureError, match="reason"):
+        erasure.erase_patient(engine, storage, settings, "A-001", actor="x", reason="  ")
     with pytest.raises(ValueError, match="no patient"):
-        retention.erase_patient(engine, storage, settings, "NOPE", actor="x", reason="asked")
+        erasure.erase_patient(engine, storage, settings, "NOPE", actor="x", reason="asked")
     assert audit_rows(engine, "patient.erase") == []
 
 
@@ -568,7 +565,7 @@ def test_sweeper_applies_retention_and_survives_its_failures(
     import threading
     import time
 
-    from workers import run
+    from workers import sweeper as run
 
     settings = settings.with_(redis_url=redis_url, retention_every_s=1, analytics_every_s=0)
     storage = open_storage(settings)
@@ -609,8 +606,8 @@ def test_sweeper_keeps_the_analysts_snapshot_fresh(
     import threading
     import time
 
-    from vot import analytics, export
-    from workers import run
+    from vot.adherence import analytics, export
+    from workers import sweeper as run
 
     settings = settings.with_(redis_url=redis_url, analytics_every_s=3600)
     with engine.connect() as conn:

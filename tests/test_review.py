@@ -9,22 +9,19 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import Connection, inspect, select, text
 
-from vot import (
-    accounts,
-    review_bulk,
-    review_item,
-    review_patients,
-    review_queue,
-    review_scope,
-    review_spotchecks,
-    review_verdicts,
-    schema,
-)
-from vot.adherence import patient_today
+from vot import accounts, schema
+from vot.adherence.rules import patient_today
 from vot.db import utcnow
 from vot.migrations import upgrade
-from vot.review_queue import QueueFilters
-from vot.review_scope import Reviewer
+from vot.review import bulk as review_bulk
+from vot.review import item as review_item
+from vot.review import patients as review_patients
+from vot.review import queue as review_queue
+from vot.review import scope as review_scope
+from vot.review import spotchecks as review_spotchecks
+from vot.review import verdicts as review_verdicts
+from vot.review.queue import QueueFilters
+from vot.review.scope import Reviewer
 
 PASSWORD = "correct-horse-battery"
 
@@ -406,7 +403,7 @@ def test_calendar_marks_each_regimen_day(engine, world: World) -> None:
         (pending,),
         (auto,),
     ]
-    # Five ended days plus today, which counts once taken (vot.adherence's definition).
+    # Five ended days plus today, which counts once taken (vot.adherence.rules's definition).
     assert (cal.adherence.taken, cal.adherence.expected) == (2, 6)
 
 

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import clip
+from conftest import video
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
@@ -18,7 +18,7 @@ from vot import schema
 from vot.config import Settings
 from vot.media import probe
 from vot.storage import open_storage
-from workers.transcode import transcode
+from workers.transcode.encode import transcode
 
 EVENTS = ({"type": "hand_to_mouth", "start_s": 0.8, "end_s": 1.6, "score": 0.7},)
 
@@ -26,7 +26,7 @@ EVENTS = ({"type": "hand_to_mouth", "start_s": 0.8, "end_s": 1.6, "score": 0.7},
 @pytest.fixture(scope="module")
 def review_copy(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A browser-playable review copy and poster made by the real transcoder from a real clip."""
-    src = clip("asl_eat.mkv")
+    src = video()
     out = tmp_path_factory.mktemp("review-copy")
     transcode(src, out / "review.mp4", out / "poster.jpg", probe(src))
     return out / "review.mp4", out / "poster.jpg"

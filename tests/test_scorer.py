@@ -16,50 +16,92 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import CLIPS, no_shared_data, video
 from vot.config import REPO_ROOT
 from vot.media import MediaError, ffmpeg_exe
-from workers.frames import FrameSamplerOptions, sample_frames
-from workers.scorer import MODEL_VERSION, Scorer, ScoreResult
+from workers.scoring.frames import FrameSamplerOptions, sample_frames
+from workers.scoring.scorer import MODEL_VERSION, Scorer, ScoreResult
 
-CLIPS = REPO_ROOT.parent / "shared" / "data" / "clips"
 # When the fingertips are at the lips, read off the frames by eye (ffmpeg to PNG, 15 fps).
 TRUTH = {"asl_eat.mkv": (0.53, 1.0), "asl_thanks.mkv": (0.4, 0.67)}
 KEYS = {"confidence", "face_visible", "max_faces", "events", "quality", "reasons"}
 KEYS |= {"model_version", "key_moment_s", "timings"}
+# What the scorer does not see yet, per test (issue 16: a palm or an object at the mouth, a face
+# of 30 px). Strict: the day one passes, its marker must go.
+PALM = "the palm hides the lips the touch is measured against"
+FAR = "a 30 px face is not found; the can, not the fingers, reaches the mouth"
+NOT_FOUND_YET = {
+    "ingestion": {"hand_over_mouth_closeup.mp4": PALM, "drink_from_can_doorway.mp4": FAR},
+    "face_visible": {"drink_from_can_doorway.mp4": FAR},
+}
+
+
+def _labels() -> dict[str, dict[str, str]]:
+    path = CLIPS / "labels.csv"
+    if not path.is_file():
+        return {}
+    with path.open(newline="") as fh:
+        return {row["path"]: row for row in csv.DictReader(fh)}
+
+
+LABELS = _labels()
+
+
+def _clips(column: str, value: str) -> list[object]:
+    """The labelled clips with ``column == value``, the ones not found yet marked xfail."""
+    failing = NOT_FOUND_YET.get(column, {}) if value == "1" else {}
+    return [
+        pytest.param(
+            name,
+            marks=pytest.mark.xfail(strict=True, reason=failing[name]) if name in failing else (),
+        )
+        for name, row in LABELS.items()
+        if row[column] == value
+    ]
 
 
 @pytest.fixture(scope="module")
 def clips() -> Path:
     if not (CLIPS / "labels.csv").is_file():
-        pytest.skip(f"real clips not available ({CLIPS} is absent)")
+        no_shared_data("real clips")
     return CLIPS
 
 
 @pytest.fixture(scope="module")
-def scorer(clips: Path):
+def scorer():
     with Scorer() as s:
         yield s
 
 
 @pytest.fixture(scope="module")
 def labels(clips: Path) -> dict[str, dict[str, str]]:
-    with (CLIPS / "labels.csv").open(newline="") as fh:
-        return {row["path"]: row for row in csv.DictReader(fh)}
+    return LABELS
 
 
 @pytest.fixture(scope="module")
-def results(scorer: Scorer, labels: dict[str, dict[str, str]]) -> dict[str, ScoreResult]:
+def results(
+    clips: Path, scorer: Scorer, labels: dict[str, dict[str, str]]
+) -> dict[str, ScoreResult]:
     return {name: scorer.score(CLIPS / name) for name in labels}
 
 
-def test_every_positive_ranks_above_every_negative(results, labels) -> None:
-    pos = {n: r.confidence for n, r in results.items() if labels[n]["ingestion"] == "1"}
-    neg = {n: r.confidence for n, r in results.items() if labels[n]["ingestion"] == "0"}
-    assert len(pos) == 2 and len(neg) == 14
-    assert min(pos.values()) > max(neg.values()), (pos, neg)
-    # The clear touches reach the auto-accept level of thresholds v1; no negative does.
+def _negatives(results, labels) -> dict[str, float]:
+    return {n: r.confidence for n, r in results.items() if labels[n]["ingestion"] == "0"}
+
+
+@pytest.mark.parametrize("name", _clips("ingestion", "1"))
+def test_every_positive_ranks_above_every_negative(name, results, labels) -> None:
+    negatives = _negatives(results, labels)
+    assert negatives and results[name].confidence > max(negatives.values()), (name, negatives)
+    # A clear touch reaches the auto-accept level of thresholds v1.
     thresholds = json.loads((REPO_ROOT / "models" / "thresholds" / "v1.json").read_text())
-    assert min(pos.values()) >= thresholds["auto_accept"] > max(neg.values())
+    assert results[name].confidence >= thresholds["auto_accept"]
+
+
+def test_no_negative_reaches_auto_accept(results, labels) -> None:
+    thresholds = json.loads((REPO_ROOT / "models" / "thresholds" / "v1.json").read_text())
+    negatives = _negatives(results, labels)
+    assert max(negatives.values()) < thresholds["auto_accept"], negatives
 
 
 def test_hand_to_mouth_is_found_where_it_happens(results) -> None:
@@ -72,15 +114,16 @@ def test_hand_to_mouth_is_found_where_it_happens(results) -> None:
         assert "no_hand_to_mouth" not in result.reasons
 
 
-def test_clips_without_a_face_say_so_and_are_not_confident(results, labels) -> None:
-    no_face = [n for n in labels if labels[n]["face_visible"] == "0"]
-    assert len(no_face) == 3
-    for name in no_face:
-        result = results[name]
-        assert not result.face_visible and "no_face" in result.reasons, name
-        assert result.confidence < 0.1 and result.key_moment_s is None, name
-    for name in set(labels) - set(no_face):
-        assert results[name].face_visible and "no_face" not in results[name].reasons, name
+@pytest.mark.parametrize("name", _clips("face_visible", "0"))
+def test_clips_without_a_face_say_so_and_are_not_confident(name, results) -> None:
+    result = results[name]
+    assert not result.face_visible and "no_face" in result.reasons, name
+    assert result.confidence < 0.1 and result.key_moment_s is None, name
+
+
+@pytest.mark.parametrize("name", _clips("face_visible", "1"))
+def test_clips_with_a_face_find_it(name, results) -> None:
+    assert results[name].face_visible and "no_face" not in results[name].reasons, name
 
 
 def test_two_people_are_flagged_and_one_is_not(results) -> None:
@@ -120,8 +163,8 @@ def test_a_rotated_copy_scores_like_the_original(scorer, results, tmp_path: Path
 
 
 def _truncated(tmp_path: Path) -> Path:
-    """The first 5 % of a real clip: the header survives, the pictures do not."""
-    data = (CLIPS / "thumbsup_face.mp4").read_bytes()
+    """The first 5 % of a video: the header survives, the pictures do not."""
+    data = video(8.0, "1280x720", audio=True).read_bytes()
     path = tmp_path / "truncated.mp4"
     path.write_bytes(data[: len(data) // 20])
     return path
@@ -163,8 +206,8 @@ def _encode(src: Path, out: Path, *args: str) -> Path:
     return out
 
 
-def test_sampling_decodes_phone_formats_upright_in_one_pass(clips: Path, tmp_path: Path) -> None:
-    src = CLIPS / "asl_eat.mkv"
+def test_sampling_decodes_phone_formats_upright_in_one_pass(tmp_path: Path) -> None:
+    src = video()
     vp9 = _encode(src, tmp_path / "a.webm", "-c:v", "libvpx-vp9", "-deadline", "realtime")
     # A phone-style portrait file: sideways HEVC frames with a tag that turns them upright.
     sideways = _encode(src, tmp_path / "s.mp4", "-vf", "transpose=2", "-c:v", "libx265")
@@ -181,8 +224,8 @@ def test_sampling_decodes_phone_formats_upright_in_one_pass(clips: Path, tmp_pat
     assert abs(upright[0].rgb.astype(int) - original).mean() < 12
 
 
-def test_sampling_kills_ffmpeg_at_the_time_limit(clips: Path) -> None:
-    frames = sample_frames(CLIPS / "bottles_no_person.mp4", FrameSamplerOptions(timeout_s=0.2))
+def test_sampling_kills_ffmpeg_at_the_time_limit() -> None:
+    frames = sample_frames(video(8.0), FrameSamplerOptions(timeout_s=0.2))
     with pytest.raises(MediaError, match="longer than 0.2 s"):
         for _ in frames:
             time.sleep(0.05)  # a slow consumer: ffmpeg waits on the pipe until killed
@@ -200,8 +243,8 @@ def test_manifest_matches_the_installed_models() -> None:
         assert hashlib.sha256(data).hexdigest() == model["sha256"], model["name"]
 
 
-def test_decoder_threads_do_not_change_the_frames(clips: Path) -> None:
-    src = CLIPS / "asl_eat.mkv"
+def test_decoder_threads_do_not_change_the_frames() -> None:
+    src = video()
     one = list(sample_frames(src, FrameSamplerOptions(fps=10, max_side=320, threads=1)))
     auto = list(sample_frames(src, FrameSamplerOptions(fps=10, max_side=320, threads=0)))
     assert len(one) == len(auto) > 10
@@ -214,7 +257,7 @@ def test_decoder_threads_do_not_change_the_frames(clips: Path) -> None:
 def test_face_detector_skips_every_other_frame_only_with_one_face(
     clips: Path, name, low, high
 ) -> None:
-    from workers.detect import Detector
+    from workers.scoring.detect import Detector
 
     with Detector() as detector:
         calls = 0

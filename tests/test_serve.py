@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 import requests
 
-from tests.conftest import clip
+from tests.conftest import video
 
 
 def free_port() -> int:
@@ -42,7 +42,7 @@ def cmdline(proc: psutil.Process) -> list[str]:
 def test_serve_processes_a_submission_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOT_")}
     env.update(VOT_DATA_DIR=str(tmp_path / "data"), VOT_SECRET_KEY="t")
-    cli = [sys.executable, "-m", "vot.cli"]
+    cli = [sys.executable, "-m", "vot.app.cli"]
 
     def run(*args: str) -> str:
         done = subprocess.run([*cli, *args], env=env, capture_output=True, text=True, timeout=120)
@@ -69,7 +69,7 @@ def test_serve_processes_a_submission_and_stops_cleanly_on_ctrl_c(tmp_path: Path
                 return False
 
         wait_for(healthy, 60, "the web app")
-        assert "queued" in run("submit", "--patient", "P-1", str(clip("asl_thanks.mkv")))
+        assert "queued" in run("submit", "--patient", "P-1", str(video()))
 
         def scored() -> bool:
             info = json.loads(run("status", "1", "--json"))

@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import clip
+from tests.conftest import video
 from vot.media import MediaError, ffmpeg_exe, probe
-from workers.transcode import TranscodeOptions, transcode
+from workers.transcode.encode import TranscodeOptions, transcode
 
 
 def outputs(tmp_path: Path) -> tuple[Path, Path]:
@@ -13,7 +13,7 @@ def outputs(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def test_review_copy_is_faststart_h264_and_small(tmp_path: Path) -> None:
-    src = clip("thumbsup_face.mp4")
+    src = video(3.0, "1280x720", audio=True)
     review, poster = outputs(tmp_path)
     transcode(src, review, poster, probe(src))
     info = probe(review)
@@ -35,7 +35,7 @@ def test_rotation_tag_is_applied(tmp_path: Path) -> None:
             "-display_rotation",
             "90",
             "-i",
-            str(clip("asl_eat.mkv")),
+            str(video()),
             "-c",
             "copy",
             str(rotated),
@@ -49,7 +49,7 @@ def test_rotation_tag_is_applied(tmp_path: Path) -> None:
 
 
 def test_memory_cap_fails_cleanly(tmp_path: Path) -> None:
-    src = clip("thumbsup_face.mp4")
+    src = video(3.0, "1280x720", audio=True)
     review, poster = outputs(tmp_path)
     with pytest.raises(MediaError, match="memory"):
         transcode(src, review, poster, probe(src), TranscodeOptions(memory_mb=60))
@@ -57,7 +57,7 @@ def test_memory_cap_fails_cleanly(tmp_path: Path) -> None:
 
 
 def test_time_limit_fails_cleanly(tmp_path: Path) -> None:
-    src = clip("thumbsup_face.mp4")
+    src = video(3.0, "1280x720", audio=True)
     review, poster = outputs(tmp_path)
     with pytest.raises(MediaError, match="longer than"):
         transcode(src, review, poster, probe(src), TranscodeOptions(timeout_s=0.05))

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from vot.config import REPO_ROOT
-from vot.triage import (
+from vot.triage.bands import (
     AUTO_ACCEPT,
     REJECT,
     REVIEW,

@@ -21,8 +21,13 @@ from tusclient.storage.filestorage import FileStorage
 from werkzeug.serving import make_server
 
 from review_ui import create_app
-from tests.conftest import clip
-from vot import accounts, pipeline, tokens, upload_expiry, upload_metadata, uploads
+from tests.conftest import big_video, video
+from vot import accounts, tokens
+from vot.app.serve import web_app
+from vot.intake import expiry as upload_expiry
+from vot.intake import metadata as upload_metadata
+from vot.intake import uploads
+from vot.pipeline import machine as pipeline
 
 API = "/api/v1/uploads"
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -85,7 +90,7 @@ def my_submissions(base: str, token: str) -> list[dict]:
 
 
 def test_chunked_upload_of_a_real_clip(base, links) -> None:
-    path = clip("thumbsup_face.mp4")  # 2.5 MB: about forty pieces
+    path = big_video()  # 2.5 MB: about forty pieces
     uploader = tus_uploader(base, links["P-1"], path)
     uploader.upload()
     last = uploader.request.response_headers
@@ -104,7 +109,7 @@ def test_chunked_upload_of_a_real_clip(base, links) -> None:
 
 
 def test_an_interrupted_upload_resumes_where_it_stopped(base, links, tmp_path) -> None:
-    path = clip("thumbsup_face.mp4")
+    path = big_video()
     chunk = 256 * 1024
     urls = FileStorage(str(tmp_path / "tus-urls.json"))
     first = tus_uploader(
@@ -204,7 +209,7 @@ def test_bad_metadata_is_refused_and_file_names_are_made_safe(base, links, engin
         refused = requests.post(base + API, headers={**auth, "Upload-Metadata": bad}, timeout=10)
         assert refused.status_code == 400, bad
         assert refused.json()["code"] == "bad_metadata" and refused.json()["error"]
-    path = clip("asl_eat.mkv")
+    path = video()
     evil = "../../../../tmp/\x00evil\u202e" + "视" * 300 + ".mkv"
     uploader = tus_uploader(
         base, links["P-1"], path, metadata={"filename": evil, "recorded_at": RECORDED}
@@ -242,14 +247,14 @@ def test_a_file_that_is_not_a_video_is_refused_with_a_json_error(
 def test_the_same_recording_twice_is_one_submission(base, links) -> None:
     ids = set()
     for _ in range(2):
-        uploader = tus_uploader(base, links["P-1"], clip("asl_eat.mkv"))
+        uploader = tus_uploader(base, links["P-1"], video())
         uploader.upload()
         ids.add(uploader.request.response_headers["vot-submission-id"])
     assert len(ids) == 1 and len(my_submissions(base, links["P-1"])) == 1
 
 
 def test_expiry_removes_the_bytes_of_an_abandoned_upload(base, links, settings, engine) -> None:
-    uploader = tus_uploader(base, links["P-1"], clip("thumbsup_face.mp4"))
+    uploader = tus_uploader(base, links["P-1"], big_video())
     uploader.upload(stop_at=128 * 1024)
     upload_id = uploader.url.rsplit("/", 1)[1]
     part = uploads.part_path(settings, upload_id)
@@ -270,9 +275,9 @@ def test_a_finished_upload_is_queued_for_processing(settings, engine, links, red
 
     from workers.queue import job_id
 
-    app = create_app(settings.with_(redis_url=redis_url))
+    app = web_app(settings.with_(redis_url=redis_url))
     for base in serve(app):
-        uploader = tus_uploader(base, links["P-1"], clip("asl_eat.mkv"))
+        uploader = tus_uploader(base, links["P-1"], video())
         uploader.upload()
     sub_id = int(uploader.request.response_headers["vot-submission-id"])
     job = Job.fetch(job_id(pipeline.TRANSCODE, sub_id), connection=redis)

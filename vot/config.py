@@ -96,7 +96,13 @@ _KNOWN = {
     "VOT_RETENTION_EVERY_S",
     "VOT_LOG_LEVEL",
 }
-_TEST_ONLY = {"VOT_TEST_REDIS_URL", "VOT_TEST_DATABASE_URL", "VOT_TEST_ARTIFACTS"}
+_TEST_ONLY = {
+    "VOT_TEST_REDIS_URL",
+    "VOT_TEST_DATABASE_URL",
+    "VOT_TEST_ARTIFACTS",
+    "VOT_TEST_REQUIRE_SHARED_DATA",
+    "VOT_TEST_SHARED_DATA",
+}
 
 
 def default_data_dir(env: Mapping[str, str]) -> Path:

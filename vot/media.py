@@ -153,3 +153,20 @@ def probe(path: str | Path, ffmpeg: str | None = None, timeout_s: float = 30.0) 
     info = parse_probe(proc.stderr)
     logger.debug("probed %s: %s", path.name, info)
     return info
+
+
+def output_size(width: int, height: int, max_side: int) -> tuple[int, int]:
+    """Size (width, height) of a scaled picture: longer side at most ``max_side``, both even.
+
+    Used for the scorer's frames and the review copy. Videos are never enlarged; even sizes keep
+    every ffmpeg scaler and pixel format happy.
+
+    Raises:
+        MediaError: the video has no picture size.
+    """
+    if width <= 0 or height <= 0:
+        raise MediaError("the video has no picture size")
+    scale = min(1.0, max_side / max(width, height))
+    out_w = max(2, int(round(width * scale / 2)) * 2)
+    out_h = max(2, int(round(height * scale / 2)) * 2)
+    return out_w, out_h

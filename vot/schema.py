@@ -98,7 +98,7 @@ regimens = Table(
     Column("end_reason", String(32), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     # Bit 0 = Monday ... bit 6 = Sunday: the weekdays a dose is due. NULL: the usual days for
-    # days_per_week (vot.adherence.DEFAULT_MASKS). Added by migration 5.
+    # days_per_week (vot.adherence.rules.DEFAULT_MASKS). Added by migration 5.
     Column("weekday_mask", Integer, nullable=True),
 )
 
@@ -121,8 +121,8 @@ submissions = Table(
     Column("reason", Text, nullable=True),
     Column("attempts", Integer, nullable=False, default=0),
     Column("updated_at", DateTime(timezone=True), nullable=False),
-    # Migration 6, retention (vot.retention): when the raw upload, and the review copy with its
-    # poster and stills, were deleted; erased_at when that was at the patient's request. The
+    # Migration 6, retention (vot.retention.policy): when the raw upload, and the review copy with
+    # its poster and stills, were deleted; erased_at when that was at the patient's request. The
     # keys stay, so a deletion that was cut short can be finished; the row and its decision stay.
     Column("raw_deleted_at", DateTime(timezone=True), nullable=True),
     Column("review_deleted_at", DateTime(timezone=True), nullable=True),
@@ -223,8 +223,9 @@ excusals = Table(
     Index("ix_excusals_patient_date", "patient_id", "dose_date"),
 )
 
-# Migration 5: the analyst dashboard reads these, refreshed from the ledger by vot.analytics
-# (one row per patient's latest regimen; weekly figures per scope: all, a district, a clinic).
+# Migration 5: the analyst dashboard reads these, refreshed from the ledger by
+# vot.adherence.analytics (one row per patient's latest regimen; weekly figures per scope: all, a
+# district, a clinic).
 adherence_snapshot = Table(
     "adherence_snapshot",
     metadata,
@@ -241,8 +242,8 @@ adherence_snapshot = Table(
     Column("flag_ltfu", Boolean, nullable=False),
     Column("completed", Boolean, nullable=False),
     Column("computed_at", DateTime(timezone=True), nullable=False),
-    # Migration 7: the patient's whole export row (vot.export.record, as JSON) and what the
-    # export filters and sorts it by, so the export can be served from the snapshot. NULL in
+    # Migration 7: the patient's whole export row (vot.adherence.export.record, as JSON) and what
+    # the export filters and sorts it by, so the export can be served from the snapshot. NULL in
     # rows refreshed before version 7.
     Column("pseudonym", String(32), nullable=True),
     Column("clinic", String(200), nullable=True),

@@ -10,18 +10,19 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rq import Callback
 
-from vot import pipeline
 from vot.config import Settings, load_settings
 from vot.db import get_engine
-from vot.ingest import file_sha256
+from vot.intake.ingest import file_sha256
 from vot.media import MediaError
-from vot.storage import Storage, StorageError, open_storage
-from workers.process import make_review_copy
+from vot.pipeline import machine as pipeline
+from vot.storage import Storage, StorageError, keys, open_storage
+from workers.transcode.review_copy import make_review_copy
 
 logger = logging.getLogger(__name__)
 
@@ -29,14 +30,6 @@ logger = logging.getLogger(__name__)
 def _context() -> tuple[Settings, Storage]:
     settings = load_settings()
     return settings, open_storage(settings)
-
-
-def review_key(sub_id: int) -> str:
-    return f"review/{sub_id}.mp4"
-
-
-def poster_key(sub_id: int) -> str:
-    return f"poster/{sub_id}.jpg"
 
 
 def _local_copy(storage: Storage, key: str, workdir: Path, name: str) -> Path:
@@ -69,18 +62,18 @@ def transcode(sub_id: int) -> str:
         except MediaError as exc:
             pipeline.reject_unusable(engine, sub_id, f"unusable video: {exc}")
             return f"rejected: {exc}"
-        storage.put_file(review_key(sub_id), review, "video/mp4")
+        storage.put_file(keys.review_copy(sub_id), review, "video/mp4")
         if poster is not None:
-            storage.put_file(poster_key(sub_id), poster, "image/jpeg")
+            storage.put_file(keys.poster(sub_id), poster, "image/jpeg")
     pipeline.finish_transcode(
-        engine, sub_id, review_key(sub_id), poster_key(sub_id) if poster is not None else None
+        engine, sub_id, keys.review_copy(sub_id), keys.poster(sub_id) if poster else None
     )
     return "transcoded"
 
 
 def score(sub_id: int) -> str:
     """Score one submission's review copy and triage it into a band."""
-    from workers.scoring import score_file  # MediaPipe is loaded only in scoring processes
+    from workers.scoring.step import score_file  # MediaPipe is loaded only in scoring processes
 
     settings, storage = _context()
     engine = get_engine(settings)
@@ -91,14 +84,11 @@ def score(sub_id: int) -> str:
     with tempfile.TemporaryDirectory(prefix="vot-score-") as tmp:
         video = _local_copy(storage, sub.review_key, Path(tmp), "review.mp4")
         try:
-            result = score_file(video, settings)
+            scored = score_file(video, settings)
         except MediaError as exc:
             pipeline.reject_unusable(engine, sub_id, f"unusable video: {exc}")
             return f"rejected: {exc}"
-    triage = result.pop("_triage")
-    status = pipeline.record_score(
-        engine, sub_id, result, triage, result["threshold_version"], time.monotonic() - started
-    )
+    status = pipeline.record_score(engine, sub_id, scored, time.monotonic() - started)
     return f"scored: {status}"
 
 
@@ -118,3 +108,20 @@ def on_failure(job: Any, connection: Any, exc_type: Any, exc: Any, tb: Any) -> N
 
 
 FAILURE_CALLBACK = Callback(on_failure)
+
+
+@dataclass(frozen=True)
+class Processed:
+    review: Path
+    poster: Path | None
+    score: dict[str, Any]
+
+
+def process_video(raw: Path, workdir: Path, settings: Settings | None = None) -> Processed:
+    """Transcode and score a local file as the two jobs do for one submission, without the
+    database or the store (the pipeline benchmark); the score in its JSON form."""
+    from workers.scoring.step import score_file
+
+    settings = settings or load_settings()
+    review, poster = make_review_copy(raw, workdir, settings)
+    return Processed(review, poster, score_file(review, settings).to_dict())

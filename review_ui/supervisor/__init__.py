@@ -1,0 +1,1 @@
+"""The supervisor's side: the review queue, an item, bulk accept, spot checks, media, patients."""

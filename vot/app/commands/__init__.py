@@ -1,0 +1,1 @@
+"""The ``vot`` sub-commands, one module per group; each has ``register(sub)`` for the parser."""

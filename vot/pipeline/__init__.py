@@ -1,0 +1,1 @@
+"""The submission state machine (``machine``) and where a submission is (``status``)."""

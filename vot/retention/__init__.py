@@ -1,0 +1,1 @@
+"""Retention and erasure of stored videos; every decision stays."""

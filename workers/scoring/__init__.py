@@ -1,0 +1,1 @@
+"""The score stage: frames -> MediaPipe detections -> events and quality -> a confidence."""
