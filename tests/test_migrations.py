@@ -77,7 +77,7 @@ def test_version_5_database_gets_the_retention_columns_keeping_its_rows(engine) 
             {"day": date(2024, 3, 1), "now": now},
         )
     assert current_version(engine) == 5
-    assert upgrade(engine) == [6, 7]
+    assert upgrade(engine) == [6, 7, 8]
     s = schema.submissions
     with engine.connect() as conn:
         columns = {c["name"] for c in inspect(conn).get_columns("submissions")}
@@ -121,7 +121,7 @@ def test_version_6_snapshot_gets_the_export_columns_keeping_its_rows(engine) -> 
             {"start": date(2024, 3, 1), "now": now, "yes": True, "no": False},
         )
     assert current_version(engine) == 6
-    assert upgrade(engine) == [7]
+    assert upgrade(engine) == [7, 8]
     with engine.connect() as conn:
         columns = {c["name"] for c in inspect(conn).get_columns("adherence_snapshot")}
         assert {"pseudonym", "clinic", "district", "record"} <= columns
@@ -132,3 +132,60 @@ def test_version_6_snapshot_gets_the_export_columns_keeping_its_rows(engine) -> 
         # The old rows serve the dashboard still, but not the export: it asks for a refresh.
         with pytest.raises(export.NoSnapshot, match="refresh it first"):
             export.snapshot_records(conn)
+
+
+def test_version_7_database_gets_courses_and_its_day_ledger_filled_in(engine) -> None:
+    """A course enrolled before regimens were data keeps its length and weekdays, and its day
+    ledger is written from the videos already there, so its figures do not change."""
+    from datetime import date
+
+    from vot.adherence import ledger
+
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        for table in ("regimen_definitions", "regimen_changes", "observed_doses", "followup_calls"):
+            conn.execute(text(f"DROP TABLE {table}"))
+        for column in ("regimen_id", "days", "outcome", "outcome_date", "outcome_by"):
+            conn.execute(text(f"ALTER TABLE regimens DROP COLUMN {column}"))
+        conn.execute(
+            schema.schema_migrations.delete().where(schema.schema_migrations.c.version > 7)
+        )
+        conn.execute(schema.clinics.insert().values(id=1, name="C", district="", created_at=now))
+        conn.execute(
+            schema.patients.insert().values(
+                id=1, code="P-1", clinic_id=1, timezone="UTC", pseudonym="p1", created_at=now
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO regimens (id, patient_id, start_date, length_days, doses_per_day,"
+                " days_per_week, weekday_mask, created_at) VALUES (1, 1, :start, 10, 1, 5, NULL,"
+                " :now)"
+            ),
+            {"start": date(2024, 3, 4), "now": now},  # a Monday; Monday to Friday
+        )
+        for sub_id, day, status in ((1, 4, "accepted"), (2, 5, "rejected"), (3, 8, "accepted")):
+            conn.execute(
+                text(
+                    "INSERT INTO submissions (id, patient_id, dose_date, received_at,"
+                    " content_sha256, size_bytes, original_filename, raw_key, status, attempts,"
+                    " updated_at) VALUES (:id, 1, :day, :now, :sha, 10, 'v.mp4', 'raw/x', :status,"
+                    " 1, :now)"
+                ),
+                {
+                    "id": sub_id,
+                    "day": date(2024, 3, day),
+                    "now": now,
+                    "sha": f"{sub_id:064x}",
+                    "status": status,
+                },
+            )
+    assert current_version(engine) == 7
+    assert upgrade(engine) == [8]
+    r = schema.regimens
+    with engine.connect() as conn:
+        row = conn.execute(select(r.c.regimen_id, r.c.days, r.c.outcome)).one()
+        figures = ledger.for_patient(conn, 1, datetime(2024, 3, 20, tzinfo=UTC))
+    assert tuple(row) == (None, "VR..V", None)
+    # Ten days from Monday 4 March, weekdays only: 8 dose days, 2 taken, 1 rejected, 5 missed.
+    assert (figures.expected, figures.taken, figures.rejected, figures.missed) == (8, 2, 1, 5)

@@ -22,6 +22,7 @@ from vot.review import spotchecks as review_spotchecks
 from vot.review import verdicts as review_verdicts
 from vot.review.queue import QueueFilters
 from vot.review.scope import Reviewer
+from vot.treatment import days
 
 PASSWORD = "correct-horse-battery"
 
@@ -63,6 +64,7 @@ def add_sub(
             duration_s=duration,
         )
     )
+    days.touch(conn, [(patient_id, day)])
     if confidence is not None:
         decision = "auto_accept" if status == schema.AUTO_ACCEPTED else "review"
         conn.execute(

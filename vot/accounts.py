@@ -18,6 +18,7 @@ from sqlalchemy import Connection, select
 
 from vot import schema
 from vot.db import audit, inserted_id, utcnow
+from vot.treatment import catalog, courses
 
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
 
@@ -146,19 +147,32 @@ def add_patient(
     clinic_id: int,
     start: date,
     timezone: str = "UTC",
-    length_days: int = 180,
+    length_days: int | None = None,
+    regimen_id: str | None = None,
+    actor: str = "system",
 ) -> tuple[Patient, bool]:
-    """Enrol a patient on a regimen; returns (patient, created). An existing code is kept as is."""
+    """Enrol a patient on a regimen; returns (patient, created). An existing code is kept as is.
+
+    The regimen is ``regimen_id`` (default :data:`vot.treatment.regimens.DEFAULT_REGIMEN`), or,
+    with ``length_days`` alone, a daily course of that many days (courses of a shape no
+    regimen describes, as enrolled before regimens were data).
+
+    Raises:
+        AccountError: a malformed code, time zone or length.
+        vot.treatment.regimens.RegimenError: no such regimen.
+    """
     code = code.strip()
     if not code or len(code) > 64 or not code.replace("-", "").replace("_", "").isalnum():
         raise AccountError("a patient code is 1-64 letters, digits, '-' or '_'")
     check_timezone(timezone)
-    if not 1 <= length_days <= 1000:
+    if length_days is not None and not 1 <= length_days <= 1000:
         raise AccountError("a regimen lasts 1 to 1000 days")
     try:
         return get_patient(conn, code), False
     except AccountError:
         pass
+    if length_days is None:
+        regimen_id = catalog.get(conn, regimen_id or courses.DEFAULT_REGIMEN).id
     now = utcnow()
     result = conn.execute(
         schema.patients.insert().values(
@@ -170,22 +184,27 @@ def add_patient(
         )
     )
     patient_id = inserted_id(result)
-    conn.execute(
-        schema.regimens.insert().values(
-            patient_id=patient_id,
-            start_date=start,
-            length_days=length_days,
-            doses_per_day=1,
-            days_per_week=7,
-            created_at=now,
+    if regimen_id is not None:
+        courses.enrol(conn, patient_id, start, regimen_id, actor, now)
+    else:
+        conn.execute(
+            schema.regimens.insert().values(
+                patient_id=patient_id,
+                start_date=start,
+                length_days=length_days,
+                doses_per_day=1,
+                days_per_week=7,
+                days="",
+                created_at=now,
+            )
         )
-    )
     audit(
         conn,
-        "system",
+        actor,
         "patient.enrol",
         f"patient:{patient_id}",
         start=start.isoformat(),
+        regimen=regimen_id,
         length_days=length_days,
     )
     return get_patient(conn, code), True

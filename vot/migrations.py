@@ -69,20 +69,49 @@ def _v6_retention(conn: Connection) -> None:
             conn.execute(text(f"ALTER TABLE submissions ADD COLUMN {name} {kind}"))
 
 
+def _add_columns(conn: Connection, table: str, wanted: dict[str, str]) -> None:
+    """``ALTER TABLE ... ADD COLUMN`` for each of ``wanted`` (name: SQL type) not there yet."""
+    columns = {c["name"] for c in inspect(conn).get_columns(table)}
+    for name, kind in wanted.items():
+        if name not in columns:
+            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {kind}"))
+
+
 def _v7_export_snapshot(conn: Connection) -> None:
-    columns = {c["name"] for c in inspect(conn).get_columns("adherence_snapshot")}
     wanted = {
         "pseudonym": "VARCHAR(32)",
         "clinic": "VARCHAR(200)",
         "district": "VARCHAR(200)",
         "record": "TEXT",
     }
-    for name, kind in wanted.items():
-        if name not in columns:
-            conn.execute(text(f"ALTER TABLE adherence_snapshot ADD COLUMN {name} {kind}"))
+    _add_columns(conn, "adherence_snapshot", wanted)
     for index in schema.adherence_snapshot.indexes:
         if index.name == "ix_adherence_snapshot_export":
             index.create(conn, checkfirst=True)
+
+
+def _v8_treatment_course(conn: Connection) -> None:
+    from vot.treatment import days  # the day ledger is filled in from what each day holds
+
+    _add_columns(
+        conn,
+        "regimens",
+        {
+            "regimen_id": "VARCHAR(32)",
+            "days": "TEXT",
+            "outcome": "VARCHAR(32)",
+            "outcome_date": "DATE",
+            "outcome_by": "VARCHAR(120)",
+        },
+    )
+    for table in (
+        schema.regimen_definitions,
+        schema.regimen_changes,
+        schema.observed_doses,
+        schema.followup_calls,
+    ):
+        table.create(conn, checkfirst=True)
+    days.rebuild(conn)
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -99,6 +128,12 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(6, "retention: when each video was deleted, and erasures", _v6_retention),
     Migration(7, "adherence snapshot: each patient's export row", _v7_export_snapshot),
+    Migration(
+        8,
+        "treatment course: regimens as data, changes, observed doses, outcomes, follow-up "
+        "calls, the day ledger",
+        _v8_treatment_course,
+    ),
 )
 HEAD = MIGRATIONS[-1].version
 

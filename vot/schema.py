@@ -100,6 +100,74 @@ regimens = Table(
     # Bit 0 = Monday ... bit 6 = Sunday: the weekdays a dose is due. NULL: the usual days for
     # days_per_week (vot.adherence.rules.DEFAULT_MASKS). Added by migration 5.
     Column("weekday_mask", Integer, nullable=True),
+    # Migration 8. A row is a treatment course. regimen_id names its first regimen (a built-in
+    # or one in regimen_definitions; NULL: a course from before regimens were data, which
+    # length_days and the weekday mask describe). days is the day ledger: one character per day
+    # from start_date, kept by vot.treatment.days in the same transaction as every change to
+    # what a day holds. outcome is the WHO treatment outcome, recorded when the course ends.
+    Column("regimen_id", String(32), nullable=True),
+    Column("days", Text, nullable=True),
+    Column("outcome", String(32), nullable=True),
+    Column("outcome_date", Date, nullable=True),
+    Column("outcome_by", String(120), nullable=True),
+)
+
+# Migration 8: a programme's own regimens (the built-in ones are in vot/treatment/).
+regimen_definitions = Table(
+    "regimen_definitions",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("definition", Text, nullable=False),  # the JSON of vot.treatment.regimens.parse
+    Column("created_by", String(120), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Migration 8: a change of regimen mid-course, from start_date on. A later change made to an
+# earlier date supersedes the changes after it (superseded_at); nothing is deleted.
+regimen_changes = Table(
+    "regimen_changes",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("course_id", Integer, ForeignKey("regimens.id"), nullable=False, index=True),
+    Column("regimen_id", String(32), nullable=False),
+    Column("start_date", Date, nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("created_by", String(120), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("superseded_at", DateTime(timezone=True), nullable=True),
+)
+
+# Migration 8: a dose watched in person, or confirmed by phone when a video could not be used.
+# Counts as taken. Withdrawing one sets revoked_at: the history stays.
+DOSE_KINDS = ("in_person", "phone")
+
+observed_doses = Table(
+    "observed_doses",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("patient_id", Integer, ForeignKey("patients.id"), nullable=False),
+    Column("dose_date", Date, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("note", Text, nullable=True),
+    Column("recorded_by", String(120), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Index("ix_observed_doses_patient_date", "patient_id", "dose_date"),
+)
+
+# Migration 8: a call to a patient from the follow-up list, and how it went.
+CALL_OUTCOMES = ("reached", "no_answer", "wrong_number", "note")
+
+followup_calls = Table(
+    "followup_calls",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("patient_id", Integer, ForeignKey("patients.id"), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("note", Text, nullable=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_followup_calls_patient", "patient_id", "id"),
 )
 
 submissions = Table(

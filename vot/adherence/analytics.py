@@ -9,9 +9,10 @@ small tables instead of the whole ledger. Each patient's whole export row is sto
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -22,13 +23,10 @@ from sqlalchemy import (
     case,
     delete,
     func,
-    literal,
     literal_column,
     or_,
     select,
     text,
-    true,
-    union_all,
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
@@ -36,8 +34,10 @@ from sqlalchemy.sql.functions import FunctionElement
 from vot import schema
 from vot.adherence import day_sql, export, ledger
 from vot.adherence.rules import STANDARD, Definitions
-from vot.adherence.scope import zone_params, zones
+from vot.adherence.scope import EVERYONE
 from vot.db import as_utc, utcnow
+from vot.treatment import days
+from vot.treatment.course import DAY, due_offsets
 
 logger = logging.getLogger(__name__)
 WEEKS = 12
@@ -79,41 +79,31 @@ def _weeks(now: datetime) -> list[int]:
 Cells = dict[tuple[int, int], list[int]]  # (clinic id, week's epoch day) -> figures
 
 
-def _adherence_by_week(conn: Connection, now: datetime, defs: Definitions, first: int) -> Cells:
-    """Expected and taken dose days per clinic and (patient-local) week."""
-    countings = zones(conn, now, None)
-    reg = ledger.regimens(tuple(countings), (), defs)
-    params = zone_params(countings)
-    weeks = union_all(*(select(literal(w).label("ws")) for w in _weeks(now))).subquery("w")
-    lo = case((weeks.c.ws >= reg.c.start, weeks.c.ws), else_=reg.c.start)
-    hi = day_sql.least(weeks.c.ws + 6, reg.c.e)
-    base = (
-        select(reg.c.clinic_id, weeks.c.ws, func.sum(day_sql.dose_days(lo, hi, reg.c.mask)))
-        .select_from(reg.join(weeks, true()))
-        .group_by(reg.c.clinic_id, weeks.c.ws)
-    )
-    f = ledger.day_flags(reg, False, day_sql.from_epoch(first - 7), gaps=False)
-    week, taken = week_of(f.c.d), f.c.st == ledger.TAKEN
-    days = (
-        select(
-            reg.c.clinic_id,
-            week,
-            func.count().filter(taken, or_(f.c.d <= f.c.e, f.c.d == f.c.today)),
-            func.count().filter(f.c.st == ledger.EXCUSED, f.c.d <= f.c.e),
-            func.count().filter(taken, f.c.d == f.c.today),
-        )
-        .select_from(f.join(reg, reg.c.pid == f.c.pid))
-        .where(f.c.d >= first)
-        .group_by(reg.c.clinic_id, week)
-    )
-    cells: Cells = {}
-    for clinic, ws, expected in conn.execute(base, params):
-        cells[(clinic, ws)] = [int(expected or 0), 0]
-    for clinic, ws, taken, excused, bonus in conn.execute(days, params):
-        cell = cells.setdefault((clinic, ws), [0, 0])
-        cell[0] += int(bonus or 0) - int(excused or 0)
-        cell[1] += int(taken or 0)
-    return cells
+def _add_weeks(cells: Cells, got: ledger.Counted, first: date) -> None:
+    """Add one course's counted dose days (expected, taken) per (patient-local) week from the
+    Monday ``first``: the ended dose days, and today's once taken, as the figures count them."""
+    course, text, when = got.course, got.text, got.when
+    start, last = course.start, course.last
+    end = (min(when.through, last) - start).days
+    due = due_offsets(course, max(end + 1, 0))
+    clinic = got.row.clinic_id
+    for o in due[bisect.bisect_left(due, (first - start).days) :]:
+        char = text[o] if o < len(text) else days.NOTHING
+        cell = cells.setdefault((clinic, _monday(start + o * DAY)), [0, 0])
+        cell[0] += char != days.EXCUSED
+        cell[1] += char in days.TAKEN
+    today = when.today
+    if today and start <= today <= last and today >= first and course.scheduled(today):
+        o = (today - start).days
+        if o < len(text) and text[o] in days.TAKEN:
+            cell = cells.setdefault((clinic, _monday(today)), [0, 0])
+            cell[0] += 1
+            cell[1] += 1
+
+
+def _monday(day: date) -> int:
+    """The epoch day of the Monday of ``day``'s week."""
+    return day_sql.to_epoch(day) - day.weekday()
 
 
 def _workload_by_week(conn: Connection, since: datetime) -> Cells:
@@ -219,10 +209,8 @@ def refresh(conn: Connection, now: datetime, defs: Definitions = STANDARD) -> da
     Everything is read first and written at the end, so the write lock (all of SQLite's) is
     held for the writing only, not for the minutes a national computation takes.
     """
-    with day_sql.tuned(conn):
-        patients = _snapshot(conn, now, defs)
-        first = _weeks(now)[0]
-        adherence = _adherence_by_week(conn, now, defs, first)
+    first = _weeks(now)[0]
+    patients, adherence = _snapshot(conn, now, defs, first)
     since = datetime.combine(day_sql.from_epoch(first), datetime.min.time(), UTC)
     with day_sql.tuned(conn, streaming=False):
         workload = _workload_by_week(conn, since)
@@ -237,32 +225,41 @@ def refresh(conn: Connection, now: datetime, defs: Definitions = STANDARD) -> da
     return now
 
 
-def _snapshot(conn: Connection, now: datetime, defs: Definitions) -> list[dict[str, Any]]:
-    """Every patient's snapshot row, computed by the export's SQL, with the export's row."""
-    countings = zones(conn, now, None)
-    query = ledger.figures_statement(tuple(countings), (), defs).order_by(None)
-    return [
-        dict(
-            patient_id=row.pid,
-            clinic_id=row.clinic_id,
-            regimen_start=row.start_date,
-            as_of=day_sql.from_epoch(row.as_of),
-            expected=row.expected,
-            taken=row.taken,
-            excused=row.excused,
-            missed=row.missed,
-            longest_missed_run=row.run,
-            flag_below=bool(row.below),
-            flag_ltfu=bool(row.ltfu),
-            completed=bool(row.completed),
-            computed_at=now,
-            pseudonym=row.pseudonym,
-            clinic=row.clinic,
-            district=row.district,
-            record=json.dumps(export.record(ledger.to_row(row), defs)),
+def _snapshot(
+    conn: Connection, now: datetime, defs: Definitions, first: int
+) -> tuple[list[dict[str, Any]], Cells]:
+    """Every patient's snapshot row, with the export's row, and the counted dose days per
+    clinic and week from the Monday ``first`` (epoch day): one pass over the day ledger."""
+    patients: list[dict[str, Any]] = []
+    cells: Cells = {}
+    for got in ledger.rows(conn, now, None, EVERYONE, defs):
+        row, a = got.row, got.row.adherence
+        patients.append(
+            dict(
+                patient_id=a.patient_id,
+                clinic_id=row.clinic_id,
+                regimen_start=a.regimen_start,
+                as_of=a.as_of,
+                expected=a.expected,
+                taken=a.taken,
+                excused=a.excused,
+                missed=a.missed,
+                longest_missed_run=a.longest_missed_run,
+                flag_below=a.flag_below,
+                flag_ltfu=a.flag_ltfu,
+                completed=a.completed,
+                computed_at=now,
+                pseudonym=row.pseudonym,
+                clinic=row.clinic,
+                district=row.district,
+                record=json.dumps(export.record(row, defs)),
+            )
         )
-        for row in conn.execute(query, zone_params(countings))
-    ]
+        _add_weeks(cells, got, day_sql.from_epoch(first))
+    for clinic in {row["clinic_id"] for row in patients}:  # every week, even an empty one
+        for week in range(first, first + 7 * WEEKS, 7):
+            cells.setdefault((clinic, week), [0, 0])
+    return patients, cells
 
 
 def _weekly(

@@ -11,9 +11,8 @@ from contextlib import contextmanager
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, DateTime, Integer, case, func, literal, select
+from sqlalchemy import Connection, DateTime, Integer, func, select
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 
 EPOCH = date(1970, 1, 1)
@@ -46,28 +45,6 @@ def to_epoch(day: date) -> int:
 
 def from_epoch(days: int) -> date:
     return EPOCH + timedelta(days=days)
-
-
-def least(a: Any, b: Any) -> ColumnElement[Any]:
-    return case((a <= b, a), else_=b)
-
-
-def flag(condition: Any) -> ColumnElement[int]:
-    return case((condition, 1), else_=0)
-
-
-def dose_days(a: Any, b: Any, mask: Any) -> ColumnElement[int]:
-    """How many days from ``a`` to ``b`` (epoch days, inclusive) fall on a weekday in ``mask``."""
-    terms: Any = literal(0)
-    for weekday in range(7):  # the first such day on or after a, then one every 7 days
-        first = a + (weekday - (a + 3) % 7 + 7) % 7
-        count = case((b >= first, (b - first) // 7 + 1), else_=0)
-        terms = terms + case((mask.bitwise_and(1 << weekday) != 0, count), else_=0)
-    return case((mask == 0b1111111, case((b >= a, b - a + 1), else_=0)), else_=terms)
-
-
-def is_dose_day(day: Any, mask: Any) -> ColumnElement[bool]:
-    return mask.bitwise_rshift((day + 3) % 7).bitwise_and(1) == 1  # 1970-01-01: a Thursday
 
 
 # The planner cannot see through the day arithmetic, guesses a few thousand dose days where there

@@ -66,6 +66,10 @@ def columns(defs: Definitions) -> tuple[str, ...]:
         f"flag_below_{defs.below_pct}",
         "flag_ltfu",
         "completed",
+        "regimen",
+        "outcome",
+        "in_person",
+        "phone",
     )
 
 
@@ -73,12 +77,14 @@ def definitions(defs: Definitions) -> dict[str, Any]:
     """The definitions behind every column, in words, with the thresholds in force."""
     return {
         "thresholds": asdict(defs),
-        "dose_day": "a regimen day on one of its dose weekdays, from its start to its last day "
-        "(start + length - 1, or the day it ended if earlier)",
+        "dose_day": "a day of the course on which its regimen's schedule (daily, weekly on "
+        "the phase's first weekday, or given weekdays) has a dose due, from its start to its "
+        "last day (the planned end, or the day it ended if earlier)",
         "expected": "dose days that have ended in the patient's time zone by as_of (as_of "
         "itself once a dose is taken on it), less excused days",
         "taken": "expected dose days with at least doses_per_day videos accepted by a "
-        "supervisor or auto-accepted and not overturned",
+        "supervisor or auto-accepted and not overturned, or a dose watched in person or "
+        "confirmed by phone",
         "adherence": "taken / expected, a fraction 0..1; empty while nothing is expected",
         "states": "each ended dose day is exactly one of taken, excused, pending (video not yet "
         "decided), unclear (re-record asked), rejected, missed (nothing recorded)",
@@ -91,8 +97,18 @@ def definitions(defs: Definitions) -> dict[str, Any]:
         f"flag_below_{defs.below_pct}": f"1 when adherence is below {defs.below_pct}%",
         "flag_ltfu": f"1 when longest_gap_days >= {defs.ltfu_days} (two months without a "
         "dose: lost to follow-up, WHO)",
-        "completed": "1 when every planned dose day, less excused ones, was taken within "
-        f"{defs.completion_window_pct}% of the regimen's length",
+        "completed": "1 when the doses the regimen asks for were taken in its window: its own "
+        "rule (3HP: 11 of 12 weekly doses within 16 weeks; 4R: 120 doses within 6 months; "
+        "1HP: 28 doses within 6 weeks), else every planned dose day, less excused ones, "
+        f"within {defs.completion_window_pct}% of the regimen's length",
+        "regimen": "the regimen followed now (vot regimen list); days before a change keep "
+        "the regimen they had",
+        "outcome": "the WHO treatment outcome recorded when the course ended (cured, "
+        "treatment_completed, treatment_failed, died, lost_to_follow_up, not_evaluated); "
+        "empty while treatment goes on",
+        "in_person": "taken days watched in person by a health worker (no accepted video)",
+        "phone": "taken days confirmed by phone after a video could not be used (no accepted "
+        "video, none watched in person)",
         "as_of_rule": "figures count dose days up to as_of in each patient's time zone, with "
         "the verdicts in force when exported; as_of is the requested date, or "
         "the patient's today when none was requested or it is still to come",
@@ -131,6 +147,10 @@ def record(row: ledger.Row, defs: Definitions) -> dict[str, Any]:
         int(a.flag_below),
         int(a.flag_ltfu),
         int(a.completed),
+        row.regimen,
+        row.outcome,
+        a.in_person,
+        a.phone,
     )
     return dict(zip(columns(defs), values, strict=True))
 
@@ -225,7 +245,9 @@ def snapshot_records(
     )
     rows = [json.loads(text) for text in conn.execute(query).scalars()]
     if rows and tuple(rows[0]) != columns(defs):
-        raise NoSnapshot("the snapshot was computed with other definitions; refresh it first")
+        raise NoSnapshot(
+            "the snapshot was computed by an older vot or with other definitions; refresh it first"
+        )
     computed_at = as_utc(at)
     assert computed_at is not None
     return computed_at, rows

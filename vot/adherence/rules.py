@@ -1,8 +1,9 @@
-"""Adherence per regimen: the definitions, as pure functions over one patient's dose days.
+"""Adherence per course: the definitions, as pure functions over one patient's dose days.
 
-:func:`compute` is the readable definition of every figure; :mod:`vot.adherence.ledger` computes the
-same figures in SQL for many patients at once, and the tests hold the two to agreement. The words
-are in ``docs/adherence.md``.
+:func:`compute` is the readable definition of every figure; :mod:`vot.adherence.ledger` computes
+the same figures fast, for many patients at once, from each course's day ledger
+(:mod:`vot.treatment.days`), and the tests hold the two to agreement. The words are in
+``docs/adherence.md``.
 """
 
 from __future__ import annotations
@@ -10,20 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
+from typing import Protocol
 
-from vot.db import utcnow
+from vot.treatment.course import CompletionRule, patient_today
 
-# The dose weekdays (bit 0 = Monday) of a regimen observed on N days a week, unless it says.
-DEFAULT_MASKS = {
-    1: 0b0000001,
-    2: 0b0001001,
-    3: 0b0010101,
-    4: 0b0011011,
-    5: 0b0011111,
-    6: 0b0111111,
-    7: 0b1111111,
-}
 STATES = ("taken", "excused", "pending", "unclear", "rejected", "missed", "not_due")
 COVERED = ("taken", "excused", "pending")  # days that end a run of missed days
 DAY = timedelta(days=1)
@@ -42,8 +33,31 @@ class Definitions:
 STANDARD = Definitions()
 
 
+class Schedule(Protocol):
+    """Which days a dose is due: a :class:`vot.treatment.course.Course`, or a :class:`Regimen`."""
+
+    @property
+    def start(self) -> date: ...
+
+    @property
+    def last(self) -> date:
+        """The last dose day (the planned one, or the day the course ended if earlier)."""
+        ...
+
+    @property
+    def doses_per_day(self) -> int: ...
+
+    def scheduled(self, day: date) -> bool:
+        """Whether a dose is due on ``day`` (bounds aside)."""
+        ...
+
+    def completion(self, window_pct: int) -> CompletionRule: ...
+
+
 @dataclass(frozen=True)
 class Regimen:
+    """One length and a set of weekdays: the simplest :class:`Schedule`."""
+
     start: date
     length_days: int = 180
     doses_per_day: int = 1
@@ -59,12 +73,19 @@ class Regimen:
     def scheduled(self, day: date) -> bool:
         return bool(self.weekday_mask >> day.weekday() & 1)
 
+    def completion(self, window_pct: int) -> CompletionRule:
+        nominal = (self.start + i * DAY for i in range(self.length_days))
+        window = (self.length_days * window_pct + 99) // 100
+        planned = tuple(d for d in nominal if self.scheduled(d))
+        return CompletionRule(self.start, planned, None, self.start + (window - 1) * DAY)
+
 
 @dataclass(frozen=True)
 class Day:
     """What the ledger holds for one dose day: accepted videos, and flags for the rest."""
 
     taken: int = 0  # accepted or auto-accepted (not overturned) videos
+    observed: str | None = None  # a dose watched "in_person" or confirmed by "phone"
     excused: bool = False
     pending: bool = False  # received, being processed, or waiting for a supervisor
     unclear: bool = False
@@ -105,6 +126,8 @@ class Adherence:
     flag_below: bool = False
     flag_ltfu: bool = False
     completed: bool = False
+    in_person: int = 0  # taken days watched in person (no accepted video)
+    phone: int = 0  # taken days confirmed by phone (no accepted video, none in person)
 
     @property
     def rate(self) -> float | None:
@@ -113,15 +136,6 @@ class Adherence:
     @property
     def intensive_share(self) -> float | None:
         return self.intensive_taken / self.intensive_expected if self.intensive_expected else None
-
-
-def weekday_mask(days_per_week: int, mask: int | None = None) -> int:
-    """A regimen's dose weekdays: its own mask, else the usual days for ``days_per_week``."""
-    return mask if mask is not None else DEFAULT_MASKS.get(days_per_week, 0b1111111)
-
-
-def patient_today(timezone: str, now: datetime | None = None) -> date:
-    return (now or utcnow()).astimezone(ZoneInfo(timezone)).date()
 
 
 def counting(timezone: str, now: datetime | None = None, as_of: date | None = None) -> Counting:
@@ -135,7 +149,7 @@ def counting(timezone: str, now: datetime | None = None, as_of: date | None = No
 def day_state(day: Day, doses_per_day: int, ended: bool) -> str:
     """One dose day's state; the first that applies wins, in the order of :data:`STATES`."""
     for state, applies in (
-        ("taken", day.taken >= doses_per_day),
+        ("taken", day.taken >= doses_per_day or day.observed is not None),
         ("excused", day.excused),
         ("pending", day.pending),
         ("unclear", day.unclear),
@@ -146,19 +160,23 @@ def day_state(day: Day, doses_per_day: int, ended: bool) -> str:
     return "missed" if ended else "not_due"
 
 
+def taken(day: Day, doses_per_day: int) -> bool:
+    return day.taken >= doses_per_day or day.observed is not None
+
+
 def _states(
-    regimen: Regimen, days: Mapping[date, Day], when: Counting
+    schedule: Schedule, days: Mapping[date, Day], when: Counting
 ) -> tuple[dict[date, str], int, int]:
     """Each counted dose day's state, the longest run of missed dose days and the longest gap
     (calendar days) without a covered day."""
-    start, last, none = regimen.start, regimen.last, Day()
+    start, last, none = schedule.start, schedule.last, Day()
     states: dict[date, str] = {}
     gap = run = longest_gap = longest_run = 0
     day = start
     while day <= min(when.through, last):  # calendar days: a gap counts each, a run dose days
         gap += 1
-        if regimen.scheduled(day):
-            states[day] = state = day_state(days.get(day, none), regimen.doses_per_day, True)
+        if schedule.scheduled(day):
+            states[day] = state = day_state(days.get(day, none), schedule.doses_per_day, True)
             gap, run = (0, 0) if state in COVERED else (gap, run + 1)
         longest_gap, longest_run = max(longest_gap, gap), max(longest_run, run)
         day += DAY
@@ -166,52 +184,62 @@ def _states(
     if (
         today
         and start <= today <= last
-        and regimen.scheduled(today)
-        and day_state(days.get(today, none), regimen.doses_per_day, False) == "taken"
+        and schedule.scheduled(today)
+        and taken(days.get(today, none), schedule.doses_per_day)
     ):
         states[today] = "taken"
     return states, longest_run, longest_gap
 
 
-def _completed(regimen: Regimen, days: Mapping[date, Day], when: Counting, window_pct: int) -> bool:
-    """Every planned dose (less excused ones) taken within the allowed window."""
-    start, none, dpd = regimen.start, Day(), regimen.doses_per_day
-    window = (regimen.length_days * window_pct + 99) // 100
-    nominal = [start + i * DAY for i in range(regimen.length_days)]
-    planned = sum(1 for d in nominal if regimen.scheduled(d))
-    excused = sum(
-        1
-        for d in nominal
-        if regimen.scheduled(d) and day_state(days.get(d, none), dpd, True) == "excused"
-    )
-    in_window = sum(
-        1
-        for i in range(window)
-        if regimen.scheduled(d := start + i * DAY)
-        and (d <= when.through or d == when.today)
-        and days.get(d, none).taken >= dpd
-    )
-    return in_window > 0 and planned - excused <= in_window
+def _completed(
+    schedule: Schedule, days: Mapping[date, Day], when: Counting, window_pct: int
+) -> bool:
+    """The doses the completion rule asks for (by default every planned dose, less excused
+    ones) taken on scheduled days within its window, counted up to today."""
+    rule, none, dpd = schedule.completion(window_pct), Day(), schedule.doses_per_day
+    excused = sum(1 for d in rule.planned if day_state(days.get(d, none), dpd, True) == "excused")
+    needed = rule.doses if rule.doses is not None else len(rule.planned) - excused
+    in_window, day = 0, rule.start
+    while day <= rule.window_last:
+        if (
+            schedule.scheduled(day)
+            and (day <= when.through or day == when.today)
+            and taken(days.get(day, none), dpd)
+        ):
+            in_window += 1
+        day += DAY
+    return in_window > 0 and needed <= in_window
+
+
+def _observed(states: Mapping[date, str], days: Mapping[date, Day], dpd: int) -> dict[str, int]:
+    """Taken days by how they were seen, when not by an accepted video."""
+    kinds = {"in_person": 0, "phone": 0}
+    for day, state in states.items():
+        held = days.get(day, Day())
+        if state == "taken" and held.taken < dpd and held.observed in kinds:
+            kinds[held.observed] += 1
+    return kinds
 
 
 def compute(
     patient_id: int,
-    regimen: Regimen,
+    schedule: Schedule,
     days: Mapping[date, Day],
     when: Counting,
     defs: Definitions = STANDARD,
 ) -> Adherence:
-    """Every figure for one regimen from its dose days (days without an entry had nothing)."""
-    states, longest_run, longest_gap = _states(regimen, days, when)
+    """Every figure for one course from its dose days (days without an entry had nothing)."""
+    states, longest_run, longest_gap = _states(schedule, days, when)
     counts = {s: sum(1 for v in states.values() if v == s) for s in STATES}
-    intensive_end = regimen.start + (defs.intensive_days - 1) * DAY
+    intensive_end = schedule.start + (defs.intensive_days - 1) * DAY
     intensive = [s for d, s in states.items() if d <= intensive_end and s != "excused"]
     last_taken = max((d for d, s in states.items() if s == "taken"), default=None)
     expected = len(states) - counts["excused"]
+    observed = _observed(states, days, schedule.doses_per_day)
     return Adherence(
         patient_id,
-        regimen.start,
-        regimen.last,
+        schedule.start,
+        schedule.last,
         when.as_of,
         expected,
         counts["taken"],
@@ -225,8 +253,10 @@ def compute(
         longest_run,
         longest_gap,
         last_taken,
-        (min(when.as_of, regimen.last) - last_taken).days if last_taken else None,
+        (min(when.as_of, schedule.last) - last_taken).days if last_taken else None,
         expected > 0 and counts["taken"] * 100 < defs.below_pct * expected,
         longest_gap >= defs.ltfu_days,
-        _completed(regimen, days, when, defs.completion_window_pct),
+        _completed(schedule, days, when, defs.completion_window_pct),
+        observed["in_person"],
+        observed["phone"],
     )

@@ -12,12 +12,12 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from vot.app.commands import data, people, pipeline, scorer
+from vot.app.commands import course, data, people, pipeline, scorer
 from vot.config import ConfigError, load_settings
 
 logger = logging.getLogger("vot")
 
-COMMAND_GROUPS = (pipeline, scorer, people, data)
+COMMAND_GROUPS = (pipeline, scorer, people, course, data)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,10 +56,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _is_user_error(exc: Exception) -> bool:
     from vot.accounts import AccountError
     from vot.adherence.export import SnapshotAsOf
+    from vot.adherence.outcomes import OutcomeError
     from vot.intake.ingest import IngestError
     from vot.media import MediaError
     from vot.retention.erasure import ErasureError
     from vot.storage import StorageError
+    from vot.treatment.courses import CourseError
+    from vot.treatment.doses import DoseError
+    from vot.treatment.regimens import RegimenError
     from vot.triage.bands import ThresholdError
 
     known = (
@@ -71,6 +75,10 @@ def _is_user_error(exc: Exception) -> bool:
         StorageError,
         ThresholdError,
         SnapshotAsOf,
+        OutcomeError,
+        CourseError,
+        DoseError,
+        RegimenError,
         LookupError,
         RuntimeError,
     )

@@ -25,6 +25,7 @@ from vot.config import Settings
 from vot.db import audit, inserted_id, utcnow
 from vot.media import MediaError, probe
 from vot.storage import Storage, keys
+from vot.treatment import days
 
 logger = logging.getLogger(__name__)
 
@@ -159,6 +160,7 @@ def _record(engine: Engine, got: _Received, actor: str) -> int:
             )
         )
         sub_id = inserted_id(result)
+        days.touch(conn, [(got.patient_id, got.day)])  # the day now holds a video
         audit(
             conn,
             actor,

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from vot import schema
 from vot.db import as_utc, audit, utcnow
+from vot.treatment import days
 from vot.triage.bands import AUTO_ACCEPT, Triaged
 
 logger = logging.getLogger(__name__)
@@ -74,6 +75,16 @@ def _guarded(to: str, only_from: Iterable[str], at: datetime | None, values: dic
     )
 
 
+# What a video makes of its day in the day ledger (vot.treatment.days): a move within one
+# group leaves the day as it was, so it is not rewritten.
+_DAY_GROUP = {status: "pending" for status in days.PENDING_STATUSES}
+_DAY_GROUP.update({status: "taken" for status in schema.TAKEN_STATUSES})
+
+
+def _day_changes(only_from: Iterable[str], to: str) -> bool:
+    return any(_DAY_GROUP.get(source, source) != _DAY_GROUP.get(to, to) for source in only_from)
+
+
 def move(
     conn: Connection,
     sub_id: int,
@@ -86,13 +97,13 @@ def move(
     """Move one submission to ``to`` if its status is one of ``only_from``; whether it moved.
 
     ``values`` are other columns to set with it (``reason``, keys); ``updated_at`` becomes
-    ``at`` (default now).
+    ``at`` (default now). The day ledger of the video's day is rewritten in the same
+    transaction when the move changes what the day holds.
 
     Raises:
         TransitionError: a move from one of ``only_from`` to ``to`` is not allowed.
     """
-    query = _guarded(to, only_from, at, values).where(subs.c.id == sub_id)
-    return bool(conn.execute(query).rowcount)
+    return bool(move_many(conn, [sub_id], to, only_from, at=at, **values))
 
 
 def move_many(
@@ -104,9 +115,13 @@ def move_many(
     at: datetime | None = None,
     **values: Any,
 ) -> list[int]:
-    """:func:`move` for many submissions at once; returns the ids that moved."""
-    query = _guarded(to, only_from, at, values).where(subs.c.id.in_(sub_ids))
-    return sorted(int(i) for i in conn.execute(query.returning(subs.c.id)).scalars())
+    """:func:`move` for many submissions at once; returns the ids that moved, in order."""
+    sources = tuple(only_from)
+    query = _guarded(to, sources, at, values).where(subs.c.id.in_(sub_ids))
+    moved = conn.execute(query.returning(subs.c.id, subs.c.patient_id, subs.c.dose_date)).all()
+    if moved and _day_changes(sources, to):
+        days.touch(conn, [(row.patient_id, row.dose_date) for row in moved])
+    return sorted(int(row.id) for row in moved)
 
 
 @dataclass(frozen=True)

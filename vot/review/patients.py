@@ -9,8 +9,12 @@ from sqlalchemy import Connection, func, select
 
 from vot import schema
 from vot.adherence import ledger
-from vot.adherence import rules as adherence
+from vot.adherence.rules import Adherence
+from vot.adherence.scope import Scope
+from vot.db import utcnow
 from vot.review.scope import NotFound, Reviewer, in_clinic
+from vot.treatment import days
+from vot.treatment.course import Course
 
 PENDING = (schema.REVIEW, *schema.PROCESSING_STATUSES)
 s, p = schema.submissions, schema.patients
@@ -19,9 +23,11 @@ s, p = schema.submissions, schema.patients
 @dataclass(frozen=True)
 class CalendarDay:
     day: date
-    state: str  # one of vot.adherence.rules.STATES, or "rest": no dose due that weekday
+    state: str  # one of vot.adherence.rules.STATES, or "rest": no dose due that day
     submission_ids: tuple[int, ...]
     is_today: bool
+    kind: str | None = None  # how a taken day was seen: "video", "in_person" or "phone"
+    excused: bool = False  # a standing excusal (it may be overruled by a dose taken)
 
 
 @dataclass(frozen=True)
@@ -29,59 +35,39 @@ class PatientCalendar:
     patient_id: int
     code: str
     timezone: str
-    adherence: adherence.Adherence
+    adherence: Adherence
     days: tuple[CalendarDay, ...]
+    course: Course
+    outcome: str | None = None
+    outcome_date: date | None = None
 
 
-def _latest_regimen(conn: Connection, patient_id: int) -> adherence.Regimen:
-    r = schema.regimens
-    row = conn.execute(
-        select(r).where(r.c.patient_id == patient_id).order_by(r.c.start_date.desc()).limit(1)
-    ).one()
-    return adherence.Regimen(
-        row.start_date,
-        row.length_days,
-        row.doses_per_day,
-        adherence.weekday_mask(row.days_per_week, row.weekday_mask),
-        row.end_date,
-    )
+KIND = {days.VIDEO: "video", days.IN_PERSON: "in_person", days.PHONE: "phone"}
 
 
-def _by_day(
-    conn: Connection, patient_id: int, regimen: adherence.Regimen
-) -> dict[date, list[tuple[int, str]]]:
-    """The patient's submissions (id, status) per dose day of ``regimen``."""
-    by_day: dict[date, list[tuple[int, str]]] = {}
-    for sub in conn.execute(
-        select(s.c.id, s.c.dose_date, s.c.status)
+def _by_day(conn: Connection, patient_id: int, course: Course) -> dict[date, list[int]]:
+    """The patient's submissions (ids) per day of the course."""
+    by_day: dict[date, list[int]] = {}
+    for sub_id, day in conn.execute(
+        select(s.c.id, s.c.dose_date)
         .where(
             s.c.patient_id == patient_id,
-            s.c.dose_date >= regimen.start,
-            s.c.dose_date <= regimen.last,
+            s.c.dose_date >= course.start,
+            s.c.dose_date <= course.last,
         )
         .order_by(s.c.dose_date, s.c.id)
     ):
-        by_day.setdefault(sub.dose_date, []).append((sub.id, sub.status))
+        by_day.setdefault(day, []).append(sub_id)
     return by_day
-
-
-def _ledger_day(statuses: list[str], excused: bool) -> adherence.Day:
-    return adherence.Day(
-        taken=sum(st in schema.TAKEN_STATUSES for st in statuses),
-        excused=excused,
-        pending=any(st in PENDING for st in statuses),
-        unclear=schema.UNCLEAR in statuses,
-        rejected=schema.REJECTED in statuses,
-    )
 
 
 def calendar(
     conn: Connection, reviewer: Reviewer, patient_id: int, now: datetime | None = None
 ) -> PatientCalendar:
-    """Each day of the patient's latest regimen, its state and its submissions.
+    """Each day of the patient's latest course, its state and its submissions.
 
-    A day's state is :func:`vot.adherence.rules.day_state`, so the calendar and the adherence
-    figures cannot disagree.
+    A day's state is what the day ledger holds (:mod:`vot.treatment.days`), the same the
+    adherence figures count, so the calendar and the figures cannot disagree.
 
     Raises:
         NotFound: no such patient in the reviewer's clinic.
@@ -90,26 +76,39 @@ def calendar(
     patient = conn.execute(query).first()
     if patient is None:
         raise NotFound(f"no patient {patient_id} for this reviewer")
+    got = next(ledger.rows(conn, now or utcnow(), None, Scope(patient_id=patient_id)))
+    course, text, when = got.course, got.text, got.when
+    by_day = _by_day(conn, patient_id, course)
     x = schema.excusals
-    regimen = _latest_regimen(conn, patient_id)
-    today = adherence.patient_today(patient.timezone, now)
-    by_day = _by_day(conn, patient_id, regimen)
     excused = set(
         conn.execute(
             select(x.c.dose_date).where(x.c.patient_id == patient_id, x.c.revoked_at.is_(None))
         ).scalars()
     )
-    days, day = [], regimen.start
-    while day <= regimen.last:
-        subs = by_day.get(day, [])
+    found, day = [], course.start
+    while day <= course.last:
+        o = (day - course.start).days
+        char = text[o] if o < len(text) else days.NOTHING
         state = "rest"
-        if regimen.scheduled(day):
-            ledger_day = _ledger_day([st for _, st in subs], day in excused)
-            state = adherence.day_state(ledger_day, regimen.doses_per_day, ended=day < today)
-        days.append(CalendarDay(day, state, tuple(i for i, _ in subs), day == today))
+        if course.scheduled(day):
+            state = days.CODES[char]
+            if state == "missed" and day > when.through:
+                state = "not_due"
+        ids = tuple(by_day.get(day, ()))
+        found.append(
+            CalendarDay(day, state, ids, day == when.today, KIND.get(char), day in excused)
+        )
         day += timedelta(days=1)
-    figures = ledger.for_patient(conn, patient_id, now)
-    return PatientCalendar(patient_id, patient.code, patient.timezone, figures, tuple(days))
+    return PatientCalendar(
+        patient_id,
+        patient.code,
+        patient.timezone,
+        got.row.adherence,
+        tuple(found),
+        course,
+        got.row.outcome,
+        got.row.outcome_date,
+    )
 
 
 @dataclass(frozen=True)
