@@ -1,10 +1,12 @@
 """How fast adherence is at national scale: ``python -m bench.bench_adherence``.
 
-Builds ``--patients`` patients (default 100,000) on 180-day regimens that have all ended, with
-videos for most days, excusals, reviews and scores, by INSERT ... SELECT over number series, in
-SQLite and in PostgreSQL (or only in ``--database-url``). Then times the national export, the
-export of one district, the API for one clinic, one patient's figures, the dashboard snapshot
-refresh, the national export read from that snapshot (``export_snapshot_s``, with
+Builds ``--patients`` patients (default 100,000) on regimens that have all ended (80 % on the
+daily 6HRZE, 15 % on the weekly 3HP, 5 % on 6HRZE-TIW, daily then three times a week), with videos
+for most dose days, excusals, reviews and scores, by INSERT ... SELECT over number series, in
+SQLite and in PostgreSQL (or only in ``--database-url``); then writes the day ledger from them
+(``day_ledger_s``), as the migration does for an existing database. Then times the national
+export, the export of one district, the API for one clinic, one patient's figures, the
+dashboard snapshot refresh, the national export read from that snapshot (``export_snapshot_s``, with
 ``export_snapshot_same``: its rows equal the live export's) and the dashboard reads
 (functions and, when the web app is there, the HTTP pages).
 Prints one JSON object; asserts no timing.
@@ -41,6 +43,7 @@ from vot.adherence.scope import Scope
 from vot.config import load_settings
 from vot.db import get_engine, utcnow
 from vot.migrations import upgrade
+from vot.treatment import days
 
 NOW = datetime(2025, 6, 30, 12, tzinfo=UTC)  # fixed, so every run builds the same data
 CLINICS, DISTRICTS, DAYS = 500, 50, 180
@@ -59,6 +62,7 @@ SQL = {
         "({h2} * 7) || ' minutes') || '.000000')",
         "later": "(datetime(s.received_at, '+' || (s.id % 2880) || ' minutes') || '.000000')",
         "json": "'{value}'",
+        "dow": "CAST(strftime('%w', date(r.start_date, '+' || d || ' days')) AS INTEGER)",
     },
     "postgresql": {
         "series": "WITH n(i) AS (SELECT generate_series(1, {n})) ",
@@ -71,6 +75,7 @@ SQL = {
         "'1 minute') AT TIME ZONE 'UTC')",
         "later": "(s.received_at + (s.id % 2880) * interval '1 minute')",
         "json": "CAST('{value}' AS json)",
+        "dow": "CAST(EXTRACT(DOW FROM (r.start_date + d)) AS INTEGER)",
     },
 }
 # Per patient-day: h1 decides whether a video came, h2 its status and arrival time.
@@ -78,7 +83,17 @@ H1 = "((r.patient_id * 7919 + d * 104729 + (r.patient_id * d) % 997) % 100)"
 H2 = "((r.patient_id * 31 + d * 17 + (r.patient_id * d) % 89) % 100)"
 RATE = "CASE r.patient_id % 10 WHEN 0 THEN 50 WHEN 1 THEN 80 WHEN 2 THEN 80 ELSE 96 END"
 GONE = "(r.patient_id % 25 = 0 AND d > 30 + r.patient_id % 120)"  # stopped coming: LTFU
-CAME = f"({H1} < {RATE} AND NOT {GONE})"
+# The mix of regimens, by patient id: 80 % daily, 15 % weekly, 5 % three times a week.
+REGIMEN = (
+    "CASE id % 20 WHEN 0 THEN '6HRZE-TIW' WHEN 1 THEN '3HP' WHEN 2 THEN '3HP' "
+    "WHEN 3 THEN '3HP' ELSE '6HRZE' END"
+)
+LENGTH = "CASE id % 20 WHEN 1 THEN 84 WHEN 2 THEN 84 WHEN 3 THEN 84 ELSE 180 END"
+DUE = (
+    "(CASE WHEN r.regimen_id = '3HP' THEN d % 7 = 0 AND d < 84 "
+    "WHEN r.regimen_id = '6HRZE-TIW' THEN d < 56 OR {dow} IN (1, 3, 5) ELSE TRUE END)"
+)
+CAME = f"({H1} < {RATE} AND NOT {GONE} AND {DUE})"
 STATUS = (
     f"CASE WHEN {H2} < 75 THEN 'auto_accepted' WHEN {H2} < 92 THEN 'accepted' "
     f"WHEN {H2} < 95 THEN 'rejected' WHEN {H2} < 97 THEN 'unclear' ELSE 'review' END"
@@ -132,14 +147,17 @@ def build(engine: Engine, patients: int) -> dict[str, Any]:
     run_sql(
         engine,
         "INSERT INTO regimens (patient_id, start_date, length_days, doses_per_day, "
-        f"days_per_week, created_at) SELECT id, {q['start']}, {DAYS}, 1, "
-        f"CASE WHEN id % 20 = 0 THEN 5 ELSE 7 END, {ts} FROM patients",
+        f"days_per_week, regimen_id, created_at) SELECT id, {q['start']}, {LENGTH}, 1, 7, "
+        f"{REGIMEN}, {ts} FROM patients",
         now=NOW.date(),
     )
     step("patients_s")
     with indexes_dropped(engine):
         fill(engine, q, patients)
     step("rows_and_indexes_s")
+    with engine.begin() as conn:
+        days.rebuild(conn)
+    step("day_ledger_s")
     if engine.dialect.name == "postgresql":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("VACUUM ANALYZE"))
@@ -162,18 +180,19 @@ def fill(engine: Engine, q: dict[str, str], patients: int) -> None:
         "size_bytes, original_filename, raw_key, status, attempts, updated_at) "
     )
     received = q["received"].format(h2=H2)
+    came = CAME.replace("{dow}", q["dow"])
     run_sql(
         engine,
         q["days"] + insert + f"SELECT r.patient_id, {q['day']}, {received}, "
         f"r.patient_id || '-' || d, 1000000, 'dose.mp4', 'raw/b', {STATUS}, 1, {received} "
-        f"FROM regimens r CROSS JOIN {q['days_from']} WHERE {CAME}",
+        f"FROM regimens r CROSS JOIN {q['days_from']} WHERE {came}",
     )
     run_sql(
         engine,
         q["days"] + "INSERT INTO excusals (patient_id, dose_date, reason, "
         f"recorded_by, created_at) SELECT r.patient_id, {q['day']}, 'in_hospital', 2, {ts} "
-        f"FROM regimens r CROSS JOIN {q['days_from']} WHERE NOT {CAME} "
-        "AND (r.patient_id * 13 + d * 7) % 40 = 0",
+        f"FROM regimens r CROSS JOIN {q['days_from']} WHERE NOT {came} "
+        f"AND {DUE.replace('{dow}', q['dow'])} AND (r.patient_id * 13 + d * 7) % 40 = 0",
     )
     run_sql(
         engine,

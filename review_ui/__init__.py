@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import Flask, jsonify, redirect, url_for
+from flask import Flask, jsonify, redirect
 from werkzeug.wrappers import Response
 
 from vot.config import Settings, load_settings
@@ -22,7 +22,7 @@ def create_app(settings: Settings | None = None, enqueue: Enqueue = no_queue) ->
     from review_ui import auth, security
     from review_ui.phone import page as patient
     from review_ui.phone import tus
-    from review_ui.supervisor import bulk, media, patients, spotcheck
+    from review_ui.supervisor import bulk, course, followup, media, patients, spotcheck
     from review_ui.supervisor import queue as review
 
     settings = settings or load_settings()
@@ -45,7 +45,16 @@ def create_app(settings: Settings | None = None, enqueue: Enqueue = no_queue) ->
     security.init_app(
         app, security.content_security_policy(settings.storage_url, settings.s3_endpoint_url)
     )
-    for blueprint in (auth.bp, review.bp, bulk.bp, spotcheck.bp, media.bp, patients.bp):
+    for blueprint in (
+        auth.bp,
+        review.bp,
+        bulk.bp,
+        spotcheck.bp,
+        media.bp,
+        patients.bp,
+        followup.bp,
+        course.bp,
+    ):
         app.register_blueprint(blueprint)
     app.register_blueprint(patient.bp)  # the patient's page /p/TOKEN and /api/v1/me
     app.register_blueprint(tus.bp)  # resumable video uploads at /api/v1/uploads
@@ -57,8 +66,10 @@ def create_app(settings: Settings | None = None, enqueue: Enqueue = no_queue) ->
     def healthz() -> Response:
         return jsonify(ok=True)
 
+    app.jinja_env.globals["home_url"] = auth.home_url
+
     @app.get("/")
     def index() -> Response:
-        return redirect(url_for("review.queue"))
+        return redirect(auth.home_url())
 
     return app

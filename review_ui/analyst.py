@@ -17,7 +17,7 @@ from flask import Blueprint, Response, g, jsonify, redirect, render_template, re
 from sqlalchemy import Engine
 
 from review_ui import auth, web
-from vot.adherence import analytics, export
+from vot.adherence import analytics, export, outcomes
 from vot.adherence import dashboard as boards
 from vot.adherence.rules import STANDARD
 from vot.adherence.scope import Scope
@@ -208,6 +208,7 @@ def dashboard() -> Any:
         items=_items(board),
         threshold=STANDARD.below_pct / 100,
         stale=_stale(board),
+        outcome_labels=outcomes.LABELS,
     )
 
 

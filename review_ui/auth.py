@@ -115,11 +115,21 @@ def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
     return wrapped
 
 
+# Each role's start page: where signing in, "/" and the links of an error page lead.
+HOME = {"supervisor": "review.queue", "admin": "review.queue", "analyst": "analyst.dashboard"}
+
+
+def home_url() -> str:
+    """The signed-in user's start page (the sign-in page when nobody is signed in)."""
+    user = g.get("user")
+    return url_for(HOME.get(user.role, "auth.login") if user else "auth.login")
+
+
 def _safe_next(target: str | None) -> str:
     # Only a path on this site: "//host" or "https://host" would make this an open redirect.
     if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
         return target
-    return url_for("review.queue")
+    return home_url()
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -159,6 +169,7 @@ def login() -> Any:
     session.permanent = True
     session.update(user_id=row.id, login_at=int(time.time()))
     csrf_token()
+    load_user()  # the start page depends on who signed in
     logger.info("user %s signed in", row.id)
     return redirect(_safe_next(next_url))
 

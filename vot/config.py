@@ -51,6 +51,10 @@ class Settings:
     retain_review_days: int = 90
     retention_every_s: int = 3600
     analytics_every_s: int = 3600  # 0: the sweeper leaves the analysts' snapshot alone
+    # The follow-up list (README "Missed-dose follow-up"): a dose not in by this time of the
+    # patient's day is late; this many consecutive missed doses escalate a patient.
+    dose_deadline: str = "20:00"
+    escalate_after_missed: int = 3
     log_level: str = "INFO"
 
     @property
@@ -95,6 +99,8 @@ _KNOWN = {
     "VOT_RETAIN_REVIEW_DAYS",
     "VOT_RETENTION_EVERY_S",
     "VOT_LOG_LEVEL",
+    "VOT_DOSE_DEADLINE",
+    "VOT_ESCALATE_AFTER_MISSED",
 }
 _TEST_ONLY = {
     "VOT_TEST_REDIS_URL",
@@ -136,6 +142,22 @@ def _float(env: Mapping[str, str], key: str, default: float) -> float:
         raise ConfigError(f"{key} must be a number, got {raw!r}") from None
     if value <= 0:
         raise ConfigError(f"{key} must be positive, got {value}")
+    return value
+
+
+def _clock(env: Mapping[str, str], key: str, default: str) -> str:
+    """A time of day, HH:MM (24-hour)."""
+    value = env.get(key) or default
+    hours, _, minutes = value.partition(":")
+    if not (
+        len(hours) == 2
+        and len(minutes) == 2
+        and hours.isdigit()
+        and minutes.isdigit()
+        and int(hours) < 24
+        and int(minutes) < 60
+    ):
+        raise ConfigError(f"{key} must be a time of day HH:MM, e.g. 20:00, got {value!r}")
     return value
 
 
@@ -216,5 +238,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         retain_review_days=retain_review,
         retention_every_s=_int(env, "VOT_RETENTION_EVERY_S", 3600),
         analytics_every_s=_int(env, "VOT_ANALYTICS_EVERY_S", 3600, 0, " (0 turns it off)"),
+        dose_deadline=_clock(env, "VOT_DOSE_DEADLINE", "20:00"),
+        escalate_after_missed=_int(env, "VOT_ESCALATE_AFTER_MISSED", 3),
         log_level=level,
     )

@@ -147,8 +147,73 @@
     return keys;
   }
 
+  /* The follow-up list: J/K move, 1/2/3 record the call of the selected patient, N a note. */
+  function setupFollowup() {
+    var rows = Array.prototype.slice.call(document.querySelectorAll("tr[data-patient-id]"));
+    var at = 0;
+    function select(i) {
+      if (!rows.length) return;
+      rows[at].classList.remove("selected");
+      at = Math.max(0, Math.min(rows.length - 1, i));
+      rows[at].classList.add("selected");
+      rows[at].querySelector("a.open").focus();
+    }
+    function record(form, outcome, note) {
+      var data = new FormData(form);
+      data.set("outcome", outcome);
+      if (note !== undefined) data.set("note", note);
+      var row = form.closest("tr");
+      return fetch(form.action, {
+        method: "POST", body: data, credentials: "same-origin",
+        headers: {"X-Requested-With": "fetch", "Accept": "application/json"}
+      }).then(function (reply) {
+        return reply.json().then(function (body) {
+          if (!reply.ok) throw new Error(body.error || "not recorded");
+          var list = row.querySelector("ol.calls");
+          var none = list.querySelector(".none");
+          if (none) none.remove();
+          var item = document.createElement("li");
+          item.className = "just-now";
+          item.textContent = outcome.replace("_", " ") + " (just now)" + (note ? ": " + note : "");
+          list.insertBefore(item, list.firstChild);
+          if (outcome === "reached") row.classList.add("reached");
+          row.dataset.recorded = outcome;
+          return body;
+        });
+      }).catch(function (err) {
+        row.dataset.error = err.message;
+        window.alert("The call was not recorded: " + err.message);
+      });
+    }
+    rows.forEach(function (row) {
+      var noteForm = row.querySelector("form.call-note");
+      noteForm.addEventListener("submit", function (e) {
+        e.preventDefault();
+        var box = noteForm.querySelector("input[name=note]");
+        if (!box.value.trim()) return;
+        record(noteForm, "note", box.value).then(function () { box.value = ""; box.blur(); });
+      });
+    });
+    if (rows.length && !isTyping(document.activeElement)) select(0);
+    var keys = {
+      j: function () { select(at + 1); },
+      k: function () { select(at - 1); },
+      n: function () { if (rows.length) rows[at].querySelector("form.call-note input[name=note]").focus(); },
+      o: function () { if (rows.length) window.location.assign(rows[at].querySelector("a.open").href); }
+    };
+    [["1", "reached"], ["2", "no_answer"], ["3", "wrong_number"]].forEach(function (pair) {
+      keys[pair[0]] = function () {
+        if (!rows.length) return;
+        var row = rows[at];
+        record(row.querySelector("form.call"), pair[1]).then(function () { select(at + 1); });
+      };
+    });
+    return keys;
+  }
+
   var handlers = {};
   if (page === "queue" || page === "auto") handlers = setupList();
+  if (page === "followup") handlers = setupFollowup();
   if (page === "item") handlers = setupItem();
 
   document.addEventListener("keydown", function (e) {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
@@ -9,10 +10,13 @@ from sqlalchemy import Connection, select
 
 from review_ui import auth, web
 from vot import schema
+from vot.adherence import outcomes
+from vot.adherence.rules import STANDARD
 from vot.retention import erasure
 from vot.review import patients as review_patients
 from vot.review import scope as review_scope
 from vot.storage import StorageError
+from vot.treatment import catalog, courses, doses
 
 bp = Blueprint("patients", __name__, url_prefix="/patients")
 PAGE_SIZE = 100
@@ -88,6 +92,9 @@ def new_link(patient_id: int) -> Any:
 def calendar(patient_id: int) -> Any:
     with web.engine().connect() as conn:
         cal = review_patients.calendar(conn, g.user, patient_id)
+        regimens = catalog.catalog(conn)
+        history = courses.history(conn, cal.course.id)
+        recorded = doses.recorded(conn, patient_id)
     # Monday-first weeks; the first row is padded so weekdays line up in columns.
     lead = cal.days[0].day.weekday() if cal.days else 0
     weeks, row = [], [None] * lead
@@ -99,9 +106,33 @@ def calendar(patient_id: int) -> Any:
     if row:
         weeks.append(row + [None] * (7 - len(row)))
     totals = {state: sum(1 for d in cal.days if d.state == state) for state in STATE_TEXT}
+    today = cal.adherence.as_of
     return render_template(
-        "patient.html", cal=cal, weeks=weeks, totals=totals, state_text=STATE_TEXT
+        "patient.html",
+        cal=cal,
+        weeks=weeks,
+        totals=totals,
+        state_text=STATE_TEXT,
+        regimens=regimens,
+        history=history,
+        panel=_day_panel(cal, recorded),
+        outcome_labels=outcomes.LABELS,
+        allowed=outcomes.suggested(cal.course, cal.adherence, today, STANDARD),
+        excuse_reasons=schema.EXCUSE_REASONS,
     )
+
+
+def _day_panel(cal: Any, recorded: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The day chosen on the calendar (``?day=``): its state, videos and what was recorded."""
+    try:
+        chosen = date.fromisoformat(request.args.get("day", ""))
+    except ValueError:
+        return None
+    day = next((d for d in cal.days if d.day == chosen), None)
+    if day is None:
+        return None
+    mine = [r for r in recorded if r["dose_date"] == chosen]
+    return {"day": day, "doses": mine, "future": chosen > cal.adherence.as_of}
 
 
 def _code(conn: Connection, patient_id: int) -> str:

@@ -9,6 +9,7 @@ from flask import Blueprint, flash, g, jsonify, redirect, render_template, reque
 from sqlalchemy import Connection
 
 from review_ui import auth, web
+from review_ui.supervisor import followup
 from vot import schema
 from vot.adherence import ledger
 from vot.db import utcnow
@@ -68,10 +69,16 @@ def queue() -> Any:
         filtered = any(k != "order" for k in kept)
         total = review_queue.queue_size(conn, g.user, filters) if filtered else counts.waiting
     flipped = dict(kept, order="doubtful" if filters.order == "likely" else "likely")
+    # A supervisor's clinic is small enough to count its escalated patients on every visit; an
+    # admin's nation is not (the follow-up page counts them per clinic).
+    escalated = None
+    if g.user.clinic_scope is not None:
+        escalated = sum(1 for f in followup.listed() if f.escalated)
     return render_template(
         "queue.html",
         items=items,
         counts=counts,
+        escalated=escalated,
         total=total,
         page=page,
         pages=max(1, -(-total // PAGE_SIZE)),

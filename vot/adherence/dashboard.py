@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Connection, case, func, select
 
 from vot import schema
 from vot.adherence.analytics import computed_at
+from vot.adherence.outcomes import OUTCOMES
 
 snap, weekly = schema.adherence_snapshot, schema.analytics_weekly
-c = schema.clinics
+c, p = schema.clinics, schema.patients
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class Dashboard:
     distribution: list[dict[str, Any]]  # patients per adherence band of 10 points
     groups: list[dict[str, Any]]  # per district (national view) or per clinic
     weeks: list[dict[str, Any]]
+    cohorts: list[dict[str, Any]] = field(default_factory=list)  # outcomes by quarter of start
 
 
 def _share(part: int, whole: int) -> float | None:
@@ -121,7 +123,43 @@ def dashboard(
         distribution,
         groups,
         _weeks(conn, scope, key or ""),
+        cohorts(conn, district, clinic),
     )
+
+
+def quarter(day: date) -> str:
+    """The quarter a day falls in, as DHIS2 and WHO reports name it: ``2026Q3``."""
+    return f"{day.year}Q{(day.month - 1) // 3 + 1}"
+
+
+def cohorts(
+    conn: Connection, district: str | None = None, clinic: str | None = None
+) -> list[dict[str, Any]]:
+    """Treatment outcomes by cohort: courses by the quarter they started in, newest first.
+
+    Each cohort counts every course that started in it (``started``), those with each WHO
+    outcome, and those with none yet (``no_outcome``: treatment goes on, or it was not
+    recorded). Read live from the courses, a small query: one row per start day and outcome.
+    """
+    r = schema.regimens
+    query = (
+        select(r.c.start_date, r.c.outcome, func.count())
+        .select_from(r.join(p, p.c.id == r.c.patient_id).join(c, c.c.id == p.c.clinic_id))
+        .group_by(r.c.start_date, r.c.outcome)
+    )
+    if district:
+        query = query.where(c.c.district == district)
+    if clinic:
+        query = query.where(c.c.name == clinic)
+    found: dict[str, dict[str, Any]] = {}
+    for start, outcome, n in conn.execute(query):
+        name = quarter(start)
+        row = found.setdefault(
+            name, {"cohort": name, "started": 0, **dict.fromkeys(OUTCOMES, 0), "no_outcome": 0}
+        )
+        row["started"] += n
+        row[outcome if outcome in OUTCOMES else "no_outcome"] += n
+    return [found[name] for name in sorted(found, reverse=True)]
 
 
 def districts(conn: Connection) -> list[tuple[str, list[str]]]:

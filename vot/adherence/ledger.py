@@ -9,8 +9,10 @@ on random courses, and the day strings to the source tables.
 
 from __future__ import annotations
 
+import bisect
 import functools
-from collections.abc import Iterator, Sequence
+import operator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -24,7 +26,14 @@ from vot.adherence.scope import EVERYONE, Scope, countings_of
 from vot.db import utcnow
 from vot.treatment import courses as course_store
 from vot.treatment import days as ledger_days
-from vot.treatment.course import Course, completion_offsets, due_offsets
+from vot.treatment.course import (
+    Course,
+    Shape,
+    canonical,
+    completion_offsets,
+    due_offsets,
+    shape,
+)
 
 PENDING = ledger_days.PENDING_STATUSES
 p, r, c = schema.patients, schema.regimens, schema.clinics
@@ -37,6 +46,7 @@ _FILTERS = {
     "start_from": lambda: r.c.start_date >= bindparam("scope_start_from", type_=Date),
     "start_to": lambda: r.c.start_date <= bindparam("scope_start_to", type_=Date),
     "patient_id": lambda: p.c.id == bindparam("scope_patient_id", type_=Integer),
+    "clinic_id": lambda: p.c.clinic_id == bindparam("scope_clinic_id", type_=Integer),
 }
 
 
@@ -63,6 +73,7 @@ def courses_statement(shape: tuple[str, ...]) -> Any:
             r.c.outcome,
             r.c.outcome_date,
             p.c.pseudonym,
+            p.c.code,
             p.c.timezone,
             p.c.clinic_id,
             c.c.name.label("clinic"),
@@ -74,13 +85,14 @@ def courses_statement(shape: tuple[str, ...]) -> Any:
     )
 
 
-def _runs(chars: str, covered: frozenset[str]) -> int:
-    """The longest run of characters not in ``covered``."""
-    longest = run = 0
-    for char in chars:
-        run = 0 if char in covered else run + 1
-        longest = max(longest, run)
-    return longest
+# Covered days (taken, excused, pending) end a run of missed days; str.translate marks them.
+_RUN_MARKS = str.maketrans({ch: " " if ch in COVERED else "x" for ch in ledger_days.CODES})
+_NOTHING = ledger_days.NOTHING
+
+
+def _runs(chars: str) -> int:
+    """The longest run of characters that are not covered days."""
+    return max(map(len, chars.translate(_RUN_MARKS).split()), default=0)
 
 
 def _gap(covered_offsets: Sequence[int], days: int) -> int:
@@ -89,48 +101,89 @@ def _gap(covered_offsets: Sequence[int], days: int) -> int:
     return max((b - a - 1 for a, b in zip(edges, edges[1:], strict=False)), default=0)
 
 
-def _completed(course: Course, text: str, through: int, today: int | None, pct: int) -> bool:
+def _gatherer(offsets: Sequence[int]) -> Callable[[str], str]:
+    """A function giving the characters of a string at ``offsets``, joined (fast: itemgetter)."""
+    if not offsets:
+        return lambda _text: ""
+    pick = operator.itemgetter(*offsets)
+    if len(offsets) == 1:
+        return pick  # type: ignore[return-value]
+    return lambda text: "".join(pick(text))
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What every course of one shape counts from: its due offsets over the span its figures
+    read, and its completion rule's; built once per shape (see :func:`course.shape`)."""
+
+    span: int
+    due: tuple[int, ...]
+    gather: Callable[[str], str]
+    daily: bool  # the due days are every day: a gap in days is a run of dose days
+    planned: Callable[[str], str]
+    doses: int | None
+    planned_count: int
+    window: tuple[int, int]  # indices into ``due`` of the completion window's first and last+1
+
+
+@functools.lru_cache(maxsize=1024)
+def _plan(key: Shape, pct: int) -> _Plan:
+    course = canonical(key)
     rule = completion_offsets(course, pct)
-    excused = sum(1 for o in rule.planned if o < len(text) and text[o] == ledger_days.EXCUSED)
-    needed = rule.doses if rule.doses is not None else len(rule.planned) - excused
-    due = due_offsets(course, rule.window_last + 1)
-    in_window = sum(
-        1
-        for o in due
-        if o >= rule.start and (o <= through or o == today) and o < len(text) and text[o] in TAKEN
+    span = max((course.nominal_last - course.start).days, rule.window_last) + 1
+    due = due_offsets(course, span)
+    return _Plan(
+        span,
+        due,
+        _gatherer(due),
+        due == tuple(range(len(due))),
+        _gatherer(rule.planned),
+        rule.doses,
+        len(rule.planned),
+        (bisect.bisect_left(due, rule.start), bisect.bisect_right(due, rule.window_last)),
     )
-    return in_window > 0 and needed <= in_window
+
+
+def _count_taken(chars: str) -> int:
+    return (
+        chars.count(ledger_days.VIDEO)
+        + chars.count(ledger_days.IN_PERSON)
+        + chars.count(ledger_days.PHONE)
+    )
 
 
 def from_days(course: Course, text: str, when: Counting, defs: Definitions = STANDARD) -> Adherence:
     """Every figure of one course from its day string; equal to :func:`rules.compute`."""
+    plan = _plan(shape(course), defs.completion_window_pct)
     start, last = course.start, course.last
+    padded = text.ljust(plan.span, _NOTHING)
+    every = plan.gather(padded)
     end = (min(when.through, last) - start).days  # the last counted offset
-    due = list(due_offsets(course, max(end + 1, 0)))
-    chars = "".join(text[o] if o < len(text) else ledger_days.NOTHING for o in due)
-    today = (when.today - start).days if when.today else None
+    counted_days = bisect.bisect_right(plan.due, end)
+    chars = every[:counted_days]
+    today = (when.today - start).days if when.today else -1
+    at = bisect.bisect_left(plan.due, today)
     bonus = (
-        today is not None
-        and 0 <= today <= (last - start).days
-        and course.scheduled(when.today)  # type: ignore[arg-type]
-        and today < len(text)
-        and text[today] in TAKEN
+        0 <= today <= (last - start).days
+        and at < len(plan.due)
+        and plan.due[at] == today
+        and every[at] in TAKEN
     )
-    counted = chars + (text[today] if bonus and today is not None else "")
-    taken = sum(counted.count(t) for t in TAKEN)
-    covered = [o for o, ch in zip(due, chars, strict=True) if ch in COVERED]
-    gap = _gap(covered, end + 1) if end >= 0 else 0
-    intensive = [
-        ch
-        for o, ch in zip([*due, today] if bonus else due, counted, strict=True)
-        if o is not None and o < defs.intensive_days and ch != ledger_days.EXCUSED
-    ]
-    taken_at = [o for o, ch in zip(due, chars, strict=True) if ch in TAKEN]
-    if bonus and today is not None:
-        taken_at.append(today)
-    last_taken = start + timedelta(days=max(taken_at)) if taken_at else None
+    counted = chars + every[at] if bonus else chars
+    if plan.daily:
+        gap = _runs(chars) if end >= 0 else 0
+    else:
+        covered = [plan.due[i] for i, ch in enumerate(chars) if ch in COVERED]
+        gap = _gap(covered, end + 1) if end >= 0 else 0
+    intensive = chars[: bisect.bisect_left(plan.due, defs.intensive_days)]
+    if bonus and today < defs.intensive_days:
+        intensive += every[at]
+    last_at = max(chars.rfind(ch) for ch in TAKEN)
+    last_offset = today if bonus else plan.due[last_at] if last_at >= 0 else None
+    last_taken = start + timedelta(days=last_offset) if last_offset is not None else None
     excused = counted.count(ledger_days.EXCUSED)
     expected = len(counted) - excused
+    taken = _count_taken(counted)
     return Adherence(
         course.patient_id,
         start,
@@ -142,19 +195,33 @@ def from_days(course: Course, text: str, when: Counting, defs: Definitions = STA
         counted.count(ledger_days.PENDING),
         counted.count(ledger_days.REJECTED),
         counted.count(ledger_days.UNCLEAR),
-        chars.count(ledger_days.NOTHING),
-        len(intensive),
-        sum(1 for ch in intensive if ch in TAKEN),
-        _runs(chars, COVERED),
+        chars.count(_NOTHING),
+        len(intensive) - intensive.count(ledger_days.EXCUSED),
+        _count_taken(intensive),
+        _runs(chars),
         gap,
         last_taken,
         (min(when.as_of, last) - last_taken).days if last_taken else None,
         expected > 0 and taken * 100 < defs.below_pct * expected,
         gap >= defs.ltfu_days,
-        _completed(course, text, (when.through - start).days, today, defs.completion_window_pct),
+        _completed(plan, padded, every, (when.through - start).days, today),
         counted.count(ledger_days.IN_PERSON),
         counted.count(ledger_days.PHONE),
     )
+
+
+def _completed(plan: _Plan, padded: str, every: str, through: int, today: int) -> bool:
+    """The completion rule met on the days counted so far (see :func:`rules._completed`)."""
+    needed = plan.doses
+    if needed is None:
+        needed = plan.planned_count - plan.planned(padded).count(ledger_days.EXCUSED)
+    first, stop = plan.window
+    counted = bisect.bisect_right(plan.due, through, first, stop)
+    in_window = _count_taken(every[first:counted])
+    at = bisect.bisect_left(plan.due, today, first, stop)
+    if today > through and at < stop and plan.due[at] == today and every[at] in TAKEN:
+        in_window += 1
+    return in_window > 0 and needed <= in_window
 
 
 @dataclass(frozen=True)
@@ -174,12 +241,15 @@ class Row:
 
 @dataclass(frozen=True)
 class Counted:
-    """One patient's row with what it was counted from: the course, its day string, the days."""
+    """One patient's row with what it was counted from: the course, its day string, the days;
+    and, for the supervisor's pages only, the patient's code and time zone."""
 
     row: Row
     course: Course
     text: str
     when: Counting
+    code: str = ""
+    timezone: str = "UTC"
 
 
 def rows(
@@ -213,6 +283,8 @@ def rows(
             course,
             text,
             when,
+            row.code,
+            row.timezone,
         )
 
 

@@ -20,6 +20,7 @@ class Scope:
     start_from: date | None = None
     start_to: date | None = None
     patient_id: int | None = None
+    clinic_id: int | None = None
 
     @property
     def shape(self) -> tuple[str, ...]:

@@ -126,7 +126,8 @@ def shape(course: Course) -> Shape:
     return start.weekday(), tuple(((s.start - start).days, s.regimen) for s in course.segments)
 
 
-def _canonical(key: Shape) -> Course:
+def canonical(key: Shape) -> Course:
+    """A course of this shape (starting in a week of 2024)."""
     weekday, parts = key
     start = _MONDAY + weekday * DAY
     segments = tuple(Segment(start + offset * DAY, regimen) for offset, regimen in parts)
@@ -135,7 +136,7 @@ def _canonical(key: Shape) -> Course:
 
 @functools.lru_cache(maxsize=4096)
 def _due(key: Shape, days: int) -> tuple[int, ...]:
-    course = _canonical(key)
+    course = canonical(key)
     return tuple(i for i in range(days) if course.scheduled(course.start + i * DAY))
 
 
@@ -157,7 +158,7 @@ class CompletionOffsets:
 
 @functools.lru_cache(maxsize=4096)
 def _completion_offsets(key: Shape, window_pct: int) -> CompletionOffsets:
-    course = _canonical(key)
+    course = canonical(key)
     rule = course.completion(window_pct)
     base = course.start
     return CompletionOffsets(
