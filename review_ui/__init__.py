@@ -45,16 +45,8 @@ def create_app(settings: Settings | None = None, enqueue: Enqueue = no_queue) ->
     security.init_app(
         app, security.content_security_policy(settings.storage_url, settings.s3_endpoint_url)
     )
-    for blueprint in (
-        auth.bp,
-        review.bp,
-        bulk.bp,
-        spotcheck.bp,
-        media.bp,
-        patients.bp,
-        followup.bp,
-        course.bp,
-    ):
+    supervisor = (review.bp, bulk.bp, spotcheck.bp, media.bp, patients.bp, followup.bp, course.bp)
+    for blueprint in (auth.bp, *supervisor):
         app.register_blueprint(blueprint)
     app.register_blueprint(patient.bp)  # the patient's page /p/TOKEN and /api/v1/me
     app.register_blueprint(tus.bp)  # resumable video uploads at /api/v1/uploads

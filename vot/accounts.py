@@ -184,20 +184,7 @@ def add_patient(
         )
     )
     patient_id = inserted_id(result)
-    if regimen_id is not None:
-        courses.enrol(conn, patient_id, start, regimen_id, actor, now)
-    else:
-        conn.execute(
-            schema.regimens.insert().values(
-                patient_id=patient_id,
-                start_date=start,
-                length_days=length_days,
-                doses_per_day=1,
-                days_per_week=7,
-                days="",
-                created_at=now,
-            )
-        )
+    courses.enrol(conn, patient_id, start, regimen_id, length_days, now)
     audit(
         conn,
         actor,

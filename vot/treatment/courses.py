@@ -106,23 +106,32 @@ def latest(conn: Connection, patient_id: int) -> Course:
 
 
 def enrol(
-    conn: Connection, patient_id: int, start: date, regimen_id: str, actor: str, now: datetime
+    conn: Connection,
+    patient_id: int,
+    start: date,
+    regimen_id: str | None,
+    length_days: int | None,
+    now: datetime,
 ) -> int:
-    """Start a course of ``regimen_id`` on ``start``; its id.
+    """Start a course on ``start``: of ``regimen_id``, or with ``length_days`` alone a daily
+    course of that length (a shape no regimen describes); its id.
 
     Raises:
         RegimenError: no such regimen.
     """
-    regimen = catalog.get(conn, regimen_id)
+    length = length_days or 0
+    if regimen_id is not None:
+        regimen_id = catalog.get(conn, regimen_id).id
+        length = catalog.get(conn, regimen_id).length_days
     return inserted_id(
         conn.execute(
             r.insert().values(
                 patient_id=patient_id,
                 start_date=start,
-                length_days=regimen.length_days,
+                length_days=length,
                 doses_per_day=1,
                 days_per_week=7,
-                regimen_id=regimen.id,
+                regimen_id=regimen_id,
                 days="",
                 created_at=now,
             )
