@@ -400,7 +400,10 @@ def main(argv: list[str] | None = None) -> None:
         kinds = ["sqlite", "postgresql"]
         if args.database_url:
             kinds = ["sqlite" if args.database_url.startswith("sqlite") else "postgresql"]
-        results = [run(kind, args.database_url, args.patients, args.keep) for kind in kinds]
+        results = []
+        for kind in kinds:  # each database's figures as they come, in case a later one fails
+            results.append(run(kind, args.database_url, args.patients, args.keep))
+            print(json.dumps(results[-1]), file=sys.stderr, flush=True)
     print(json.dumps({"now": NOW.isoformat(), "days": DAYS, "results": results}))
 
 

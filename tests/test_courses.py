@@ -345,3 +345,15 @@ def test_cli_regimens_and_doses_with_one_line_errors(tmp_path) -> None:
         assert bad.returncode == 1, (args, bad.stdout, bad.stderr)
         assert bad.stderr.startswith("vot: error: ") and message in bad.stderr
         assert bad.stderr.count("\n") == 1
+
+
+def test_the_readme_example_regimen_is_valid(engine) -> None:
+    from vot.config import REPO_ROOT
+
+    text = (REPO_ROOT / "README.md").read_text()
+    section = text.split("## Treatment courses", 1)[1]
+    example = json.loads(section.split("```json", 1)[1].split("```", 1)[0])
+    with engine.begin() as conn:
+        regimen = catalog.add(conn, example, "readme")
+    planned = len(regimen.phases[0].schedule.weekdays) * 8 + 3 * 18  # 8 and 18 whole weeks
+    assert regimen.completion.doses is not None and regimen.completion.doses <= planned

@@ -114,6 +114,21 @@ def _v8_treatment_course(conn: Connection) -> None:
     days.rebuild(conn)
 
 
+def _v9_patient_contact(conn: Connection) -> None:
+    _add_columns(
+        conn,
+        "patients",
+        {"phone": "VARCHAR(20)", "remind_at": "VARCHAR(5)", "language": "VARCHAR(8)"},
+    )
+    for table in (
+        schema.reminders,
+        schema.push_subscriptions,
+        schema.side_effects,
+        schema.messages,
+    ):
+        table.create(conn, checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -133,6 +148,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         "treatment course: regimens as data, changes, observed doses, outcomes, follow-up "
         "calls, the day ledger",
         _v8_treatment_course,
+    ),
+    Migration(
+        9,
+        "keeping patients on treatment: reminders, push subscriptions, side effects, messages",
+        _v9_patient_contact,
     ),
 )
 HEAD = MIGRATIONS[-1].version

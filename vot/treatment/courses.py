@@ -27,6 +27,7 @@ from vot.treatment.regimens import (
 )
 
 r, ch = schema.regimens, schema.regimen_changes
+MANY = 1000  # ids in one IN (...) at most; changes are few, so past this all are read
 COURSE_COLUMNS = (
     r.c.id,
     r.c.patient_id,
@@ -69,15 +70,17 @@ def build(
 
 def _changes(conn: Connection, course_ids: Iterable[int]) -> dict[int, list[tuple[date, str]]]:
     found: dict[int, list[tuple[date, str]]] = defaultdict(list)
-    ids = list(course_ids)
+    ids = set(course_ids)
     if not ids:
         return found
-    for cid, start, rid in conn.execute(
-        select(ch.c.course_id, ch.c.start_date, ch.c.regimen_id).where(
-            ch.c.course_id.in_(ids), ch.c.superseded_at.is_(None)
-        )
-    ):
-        found[cid].append((start, rid))
+    query = select(ch.c.course_id, ch.c.start_date, ch.c.regimen_id).where(
+        ch.c.superseded_at.is_(None)
+    )
+    if len(ids) <= MANY:  # more would pass a database's limit of bound values: read them all
+        query = query.where(ch.c.course_id.in_(sorted(ids)))
+    for cid, start, rid in conn.execute(query):
+        if cid in ids:
+            found[cid].append((start, rid))
     return found
 
 
