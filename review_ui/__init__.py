@@ -21,8 +21,8 @@ def create_app(settings: Settings | None = None, enqueue: Enqueue = no_queue) ->
     """
     from review_ui import auth, security
     from review_ui.phone import page as patient
-    from review_ui.phone import tus
-    from review_ui.supervisor import bulk, course, followup, media, patients, spotcheck
+    from review_ui.phone import support, tus
+    from review_ui.supervisor import bulk, course, followup, media, outreach, patients, spotcheck
     from review_ui.supervisor import queue as review
 
     settings = settings or load_settings()
@@ -45,11 +45,15 @@ def create_app(settings: Settings | None = None, enqueue: Enqueue = no_queue) ->
     security.init_app(
         app, security.content_security_policy(settings.storage_url, settings.s3_endpoint_url)
     )
-    supervisor = (review.bp, bulk.bp, spotcheck.bp, media.bp, patients.bp, followup.bp, course.bp)
+    supervisor = (
+        *(review.bp, bulk.bp, spotcheck.bp, media.bp),
+        *(patients.bp, followup.bp, course.bp, outreach.bp),
+    )
     for blueprint in (auth.bp, *supervisor):
         app.register_blueprint(blueprint)
     app.register_blueprint(patient.bp)  # the patient's page /p/TOKEN and /api/v1/me
     app.register_blueprint(tus.bp)  # resumable video uploads at /api/v1/uploads
+    app.register_blueprint(support.bp)  # side effects and messages at /api/v1/me
     from review_ui import analyst
 
     app.register_blueprint(analyst.bp)

@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Authenticated by an Authorization: Bearer token, never the session cookie; a cross-site page
 # cannot send that header, so a CSRF token would protect nothing there.
-BEARER_BLUEPRINTS = frozenset({"tus"})
+BEARER_BLUEPRINTS = frozenset({"tus", "support"})
 
 FRIENDLY = {
     400: "The request could not be understood.",

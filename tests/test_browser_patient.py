@@ -1,4 +1,4 @@
-"""The patient's page in a real headless Chromium whose fake front camera plays a real clip:
+"""The patient's page in a real headless Chromium whose fake front camera plays a made-up clip:
 record, send, survive a cut connection and a closed page, work offline, and look right on a
 360x740 phone in English and Simplified Chinese (screenshots in the artifacts folder)."""
 
@@ -42,7 +42,7 @@ def playwright() -> Iterator[object]:
 
 
 def camera_file(folder: Path, name: str, dark: bool = False) -> Path:
-    """A .y4m for Chromium's fake camera, made from a real clip of a face (optionally dimmed)."""
+    """A .y4m for Chromium's fake camera, made from a test-pattern video (optionally dimmed)."""
     out = folder / name
     if not out.exists():
         filters = "scale=640:480,fps=15" + (",eq=brightness=-0.6" if dark else "")

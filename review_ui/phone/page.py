@@ -83,6 +83,8 @@ def page(token: str) -> Response:
             chunk_bytes=CHUNK_BYTES,
             max_bytes=settings.max_upload_mb * 1024 * 1024,
             max_seconds=min(MAX_CLIP_S, int(settings.max_duration_s)),
+            symptoms=schema.SYMPTOMS,
+            severities=schema.SEVERITIES,
         )
         response = make_response(body)
     response.headers["X-Robots-Tag"] = "noindex, nofollow"

@@ -154,8 +154,10 @@
         const rec = pending[0];
         try {
           sending(t("send.progress", { pct: 0 }), 0);
-          await send(rec, (f) => sending(t("send.progress", { pct: Math.floor(f * 100) }), f));
+          const submission = await send(rec, (f) => sending(t("send.progress", { pct: Math.floor(f * 100) }), f));
           await store.remove(rec.id);
+          // patient_support.js asks how the patient feels, about this video.
+          document.dispatchEvent(new CustomEvent("vot:sent", { detail: { submission: Number(submission) } }));
           backoffMs = 2000;
           sending(t("send.received"), 1);
           $("sending").classList.add("ok");

@@ -12,6 +12,7 @@ from review_ui import auth, web
 from vot import schema
 from vot.adherence import outcomes
 from vot.adherence.rules import STANDARD
+from vot.outreach import messages, side_effects
 from vot.retention import erasure
 from vot.review import patients as review_patients
 from vot.review import scope as review_scope
@@ -19,6 +20,16 @@ from vot.storage import StorageError
 from vot.treatment import catalog, courses, doses
 
 bp = Blueprint("patients", __name__, url_prefix="/patients")
+SYMPTOM_TEXT = {
+    "nausea_vomiting": "Nausea or vomiting",
+    "rash_itching": "Rash or itching",
+    "jaundice": "Yellow eyes or skin",
+    "dark_urine": "Dark urine",
+    "vision_changes": "Vision changes",
+    "numbness_tingling": "Numbness or tingling",
+    "joint_pain": "Joint pain",
+    "hearing_changes": "Hearing loss or ringing",
+}
 PAGE_SIZE = 100
 STATE_TEXT = {
     "taken": "Taken",
@@ -30,6 +41,11 @@ STATE_TEXT = {
     "not_due": "Not yet due",
     "rest": "No dose due",
 }
+
+
+def symptom_text(report: side_effects.Report) -> str:
+    """A report's symptoms in words."""
+    return ", ".join(SYMPTOM_TEXT.get(s, s) for s in report.symptoms)
 
 
 @bp.before_request
@@ -44,7 +60,18 @@ def index() -> Any:
     page = int(page) if page.isdigit() and int(page) > 0 else 1
     with web.engine().connect() as conn:
         rows = review_patients.patients(conn, g.user, prefix, PAGE_SIZE, (page - 1) * PAGE_SIZE)
-    return render_template("patients.html", rows=rows, code=prefix, page=page, page_size=PAGE_SIZE)
+        ids = [r.patient_id for r in rows]
+        unread = messages.unread(conn, ids, "staff")
+        urgent = set(side_effects.open_urgent(conn, ids))
+    return render_template(
+        "patients.html",
+        rows=rows,
+        code=prefix,
+        page=page,
+        page_size=PAGE_SIZE,
+        unread=unread,
+        urgent=urgent,
+    )
 
 
 @bp.get("/<int:patient_id>/link")
@@ -90,11 +117,14 @@ def new_link(patient_id: int) -> Any:
 
 @bp.get("/<int:patient_id>")
 def calendar(patient_id: int) -> Any:
-    with web.engine().connect() as conn:
+    with web.engine().begin() as conn:
         cal = review_patients.calendar(conn, g.user, patient_id)
         regimens = catalog.catalog(conn)
         history = courses.history(conn, cal.course.id)
         recorded = doses.recorded(conn, patient_id)
+        reports = side_effects.reports(conn, patient_id, 20)
+        thread = messages.thread(conn, patient_id)
+        messages.mark_read(conn, patient_id, "staff")  # the supervisor sees them here
     # Monday-first weeks; the first row is padded so weekdays line up in columns.
     lead = cal.days[0].day.weekday() if cal.days else 0
     weeks, row = [], [None] * lead
@@ -119,6 +149,11 @@ def calendar(patient_id: int) -> Any:
         outcome_labels=outcomes.LABELS,
         allowed=outcomes.suggested(cal.course, cal.adherence, today, STANDARD),
         excuse_reasons=schema.EXCUSE_REASONS,
+        reports=reports,
+        urgent=[r for r in reports if r.urgent and r.acknowledged_at is None],
+        thread=thread,
+        symptoms=symptom_text,
+        max_message=messages.MAX_LENGTH,
     )
 
 

@@ -13,6 +13,7 @@ from review_ui.supervisor import followup
 from vot import schema
 from vot.adherence import ledger
 from vot.db import utcnow
+from vot.outreach import side_effects
 from vot.review import item as review_item
 from vot.review import queue as review_queue
 from vot.review import scope as review_scope
@@ -66,6 +67,7 @@ def queue() -> Any:
     with web.engine().connect() as conn:
         counts = review_queue.counts(conn, g.user, today_start())
         items = review_queue.queue(conn, g.user, filters, PAGE_SIZE, (page - 1) * PAGE_SIZE)
+        urgent = set(side_effects.open_urgent(conn, [i.patient_id for i in items]))
         filtered = any(k != "order" for k in kept)
         total = review_queue.queue_size(conn, g.user, filters) if filtered else counts.waiting
     flipped = dict(kept, order="doubtful" if filters.order == "likely" else "likely")
@@ -79,6 +81,7 @@ def queue() -> Any:
         items=items,
         counts=counts,
         escalated=escalated,
+        urgent=urgent,
         total=total,
         page=page,
         pages=max(1, -(-total // PAGE_SIZE)),
@@ -108,9 +111,11 @@ def item(sub_id: int) -> Any:
         figures = ledger.for_patient(conn, detail.patient_id)
         prev_id, next_id = _walk(conn, sub_id, -1), _walk(conn, sub_id, 1)
         waiting = review_queue.queue_size(conn, g.user)
+        urgent = side_effects.open_urgent(conn, [detail.patient_id]).get(detail.patient_id, [])
     return render_template(
         "item.html",
         item=detail,
+        urgent=urgent,
         adherence=figures,
         prev_id=prev_id,
         next_id=next_id,

@@ -10,7 +10,9 @@ A patient is on the list when, in their own time zone:
 * a video was rejected or judged unclear in the last week and nothing was recorded for that day
   since (``not_recorded_again``).
 
-Patients whose course ended with an outcome are not on it. The order: escalated patients first
+A patient who reported a serious side effect (severe, yellow eyes or skin, vision changes; see
+:mod:`vot.outreach.side_effects`) is at the top until a supervisor acknowledges it. Patients
+whose course ended with an outcome are not on it otherwise. Then the order: escalated patients
 (``settings.escalate_after_missed`` or more doses missed in a row), then by doses missed in a
 row, then missed yesterday or late today, then a video not recorded again, then below 80 %,
 then lowest adherence; patients already reached today go after the others.
@@ -19,7 +21,7 @@ then lowest adherence; patients already reached today go after the others.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -29,6 +31,8 @@ from vot import schema
 from vot.adherence import ledger
 from vot.adherence.scope import Scope
 from vot.db import audit, inserted_id, utcnow
+from vot.outreach import side_effects
+from vot.outreach.side_effects import Report
 from vot.review.scope import NotFound, Reviewer, ReviewError, in_clinic
 from vot.treatment import days
 from vot.treatment.course import due_offsets
@@ -37,6 +41,7 @@ RECENT = timedelta(days=7)  # how far back a rejected or unclear video still ask
 MAX_NOTE = 1000
 CALLS_SHOWN = 5
 REASONS = {
+    "side_effect": "reported a serious side effect",
     "escalated": "escalated: doses missed in a row",
     "missed_run": "doses missed in a row",
     "missed_yesterday": "no video for yesterday's dose",
@@ -68,10 +73,12 @@ class FollowUp:
     unresolved: tuple[date, ...]  # days with a rejected or unclear video not recorded again
     calls: tuple[Call, ...] = field(default=())
     reached_today: bool = False
+    side_effects: tuple[Report, ...] = ()  # urgent reports not yet acknowledged
 
     @property
     def rank(self) -> tuple[object, ...]:
         return (
+            not self.side_effects,  # at once, whoever was called today
             self.reached_today,
             not self.escalated,
             -self.missed_run,
@@ -166,11 +173,19 @@ def follow_ups(
     now = now or utcnow()
     clinic = reviewer.clinic_scope if reviewer.clinic_scope is not None else clinic_id
     hour, minute = (int(part) for part in deadline.split(":"))
+    counted = list(ledger.rows(conn, now, None, Scope(clinic_id=clinic)))
+    urgent = side_effects.open_urgent(conn, [got.row.adherence.patient_id for got in counted])
     found = []
-    for got in ledger.rows(conn, now, None, Scope(clinic_id=clinic)):
-        if got.row.outcome is not None:
-            continue
-        item = _reasons(got, now, time(hour, minute), escalate_after)
+    for got in counted:
+        pid = got.row.adherence.patient_id
+        item = None
+        if got.row.outcome is None:
+            item = _reasons(got, now, time(hour, minute), escalate_after)
+        if pid in urgent:
+            item = item or FollowUp(pid, got.code, (), 0, got.row.adherence.rate, False, ())
+            item = replace(
+                item, reasons=("side_effect", *item.reasons), side_effects=tuple(urgent[pid])
+            )
         if item is not None:
             found.append(item)
     calls = _calls(conn, [f.patient_id for f in found])
@@ -178,26 +193,12 @@ def follow_ups(
     for item in found:
         mine = tuple(calls.get(item.patient_id, ()))
         reached = any(c.outcome == "reached" and _as_utc(c.at).date() == now.date() for c in mine)
-        listed.append(_with(item, mine, reached))
+        listed.append(replace(item, calls=mine, reached_today=reached))
     return sorted(listed, key=lambda f: f.rank)
 
 
 def _as_utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=ZoneInfo("UTC"))
-
-
-def _with(item: FollowUp, calls: tuple[Call, ...], reached: bool) -> FollowUp:
-    return FollowUp(
-        item.patient_id,
-        item.code,
-        item.reasons,
-        item.missed_run,
-        item.rate,
-        item.escalated,
-        item.unresolved,
-        calls,
-        reached,
-    )
 
 
 def record_call(

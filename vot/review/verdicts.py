@@ -9,6 +9,7 @@ from sqlalchemy import Connection, select
 
 from vot import schema
 from vot.db import audit, utcnow
+from vot.outreach import messages
 from vot.pipeline import machine
 from vot.review.bulk import BULK_REASON
 from vot.review.item import item
@@ -44,7 +45,9 @@ def record_verdict(
     """Record a supervisor's verdict on a waiting or auto-accepted video.
 
     A verdict on an auto-accepted video is a spot check: ``accept`` agrees with the scorer,
-    ``reject`` or ``unclear`` overturns it; both count towards :func:`agreement`.
+    ``reject`` or ``unclear`` overturns it; both count towards :func:`agreement`. A ``reject`` or
+    ``unclear`` verdict also sends the patient a message with the reason and a way to record
+    the dose again (:func:`vot.outreach.messages.record_again`).
 
     Raises:
         ReviewError: unknown verdict, a rejection without a listed reason, or a note too long.
@@ -63,7 +66,8 @@ def record_verdict(
     note = (note or "").strip() or None
     if note and len(note) > MAX_NOTE:
         raise ReviewError(f"a note holds at most {MAX_NOTE} characters")
-    current = item(conn, reviewer, sub_id, history=False).status
+    found = item(conn, reviewer, sub_id, history=False)
+    current = found.status
     if current not in DECIDABLE:
         raise Conflict(f"video {sub_id} was already decided ({current.replace('_', ' ')})")
     now = utcnow()
@@ -81,6 +85,9 @@ def record_verdict(
         )
     ).inserted_primary_key
     review_id = int(inserted[0]) if inserted else 0
+    if verdict in ("reject", "unclear") and reason:
+        # The patient hears it from their clinic, kindly, with a way to record the dose again.
+        messages.record_again(conn, found.patient_id, found.dose_date, reason, reviewer.id)
     audit(
         conn,
         reviewer.username,
