@@ -4,12 +4,12 @@ screenshots kept."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from serving import served
 from sqlalchemy import select
 from test_browser_review import ARGS, CHROMIUM, VIEWPORT, browser, wait_js  # noqa: F401
 from test_review import PASSWORD
@@ -45,14 +45,8 @@ def clinic(engine) -> dict[str, int]:  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def server(settings: Settings, clinic: dict[str, int]) -> Iterator[str]:
-    from werkzeug.serving import make_server
-
-    httpd = make_server("127.0.0.1", 0, create_app(settings), threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
-    thread.join(timeout=10)
+    with served(create_app(settings)) as base:
+        yield base
 
 
 def test_supervisor_clears_the_follow_up_list_by_keyboard(

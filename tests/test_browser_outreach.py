@@ -5,12 +5,12 @@ in English and Simplified Chinese are kept in the artifacts folder."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from serving import served
 from sqlalchemy import select
 from test_browser_patient import (  # noqa: F401
     PHONE,
@@ -20,7 +20,6 @@ from test_browser_patient import (  # noqa: F401
     watch_console,
 )
 from test_review import PASSWORD
-from werkzeug.serving import make_server
 
 from review_ui import create_app, i18n
 from vot import accounts, schema, tokens
@@ -50,13 +49,8 @@ def site(settings, engine) -> Iterator[dict[str, object]]:
                 conn, code, clinic, today - timedelta(days=10), "Asia/Shanghai"
             )[0].id
         link = tokens.link_token(conn, settings.secret_key, "S-2")
-    server = make_server("127.0.0.1", 0, create_app(settings), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{server.server_port}"
-    yield {"base": base, "page": f"{base}/p/{link}", **found}
-    server.shutdown()
-    server.server_close()
+    with served(create_app(settings)) as base:
+        yield {"base": base, "page": f"{base}/p/{link}", **found}
 
 
 def sign_in(page, base: str) -> None:  # type: ignore[no-untyped-def]

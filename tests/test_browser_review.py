@@ -4,13 +4,13 @@ bulk-accept; then the database and the audit log are checked, and screenshots ke
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import clip
+from serving import served
 from sqlalchemy import func, select
 from test_review import PASSWORD, add_sub, make_world
 
@@ -105,14 +105,8 @@ def seeded(settings: Settings, engine, tmp_path: Path) -> dict[str, object]:  # 
 
 @pytest.fixture
 def server(settings: Settings, seeded: dict[str, object]) -> Iterator[str]:
-    from werkzeug.serving import make_server
-
-    httpd = make_server("127.0.0.1", 0, create_app(settings), threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
-    thread.join(timeout=10)
+    with served(create_app(settings)) as base:
+        yield base
 
 
 def test_supervisor_clears_the_queue_by_keyboard(

@@ -58,15 +58,7 @@ def test_version_5_database_gets_the_retention_columns_keeping_its_rows(engine) 
     with engine.begin() as conn:
         for column in ("raw_deleted_at", "review_deleted_at", "erased_at"):
             conn.execute(text(f"ALTER TABLE submissions DROP COLUMN {column}"))
-        conn.execute(
-            schema.schema_migrations.delete().where(schema.schema_migrations.c.version > 5)
-        )
-        conn.execute(schema.clinics.insert().values(id=1, name="C", district="", created_at=now))
-        conn.execute(
-            schema.patients.insert().values(
-                id=1, code="P-1", clinic_id=1, timezone="UTC", pseudonym="p1", created_at=now
-            )
-        )
+        _as_version(conn, 5, now)
         # Written without the new columns, as a version-5 vot would.
         conn.execute(
             text(
@@ -101,15 +93,7 @@ def test_version_6_snapshot_gets_the_export_columns_keeping_its_rows(engine) -> 
         conn.execute(text("DROP INDEX ix_adherence_snapshot_export"))
         for column in ("pseudonym", "clinic", "district", "record"):
             conn.execute(text(f"ALTER TABLE adherence_snapshot DROP COLUMN {column}"))
-        conn.execute(
-            schema.schema_migrations.delete().where(schema.schema_migrations.c.version > 6)
-        )
-        conn.execute(schema.clinics.insert().values(id=1, name="C", district="", created_at=now))
-        conn.execute(
-            schema.patients.insert().values(
-                id=1, code="P-1", clinic_id=1, timezone="UTC", pseudonym="p1", created_at=now
-            )
-        )
+        _as_version(conn, 6, now)
         # A snapshot row as a version-6 refresh wrote it: no export row.
         conn.execute(
             text(
@@ -147,15 +131,7 @@ def test_version_7_database_gets_courses_and_its_day_ledger_filled_in(engine) ->
             conn.execute(text(f"DROP TABLE {table}"))
         for column in ("regimen_id", "days", "outcome", "outcome_date", "outcome_by"):
             conn.execute(text(f"ALTER TABLE regimens DROP COLUMN {column}"))
-        conn.execute(
-            schema.schema_migrations.delete().where(schema.schema_migrations.c.version > 7)
-        )
-        conn.execute(schema.clinics.insert().values(id=1, name="C", district="", created_at=now))
-        conn.execute(
-            schema.patients.insert().values(
-                id=1, code="P-1", clinic_id=1, timezone="UTC", pseudonym="p1", created_at=now
-            )
-        )
+        _as_version(conn, 7, now)
         conn.execute(
             text(
                 "INSERT INTO regimens (id, patient_id, start_date, length_days, doses_per_day,"
@@ -189,3 +165,16 @@ def test_version_7_database_gets_courses_and_its_day_ledger_filled_in(engine) ->
     assert tuple(row) == (None, "VR..V", None)
     # Ten days from Monday 4 March, weekdays only: 8 dose days, 2 taken, 1 rejected, 5 missed.
     assert (figures.expected, figures.taken, figures.rejected, figures.missed) == (8, 2, 1, 5)
+
+
+def _as_version(conn, version: int, now: datetime) -> None:  # type: ignore[no-untyped-def]
+    """Mark the database as at ``version`` and give it clinic 1 with patient 1 (code P-1)."""
+    conn.execute(
+        schema.schema_migrations.delete().where(schema.schema_migrations.c.version > version)
+    )
+    conn.execute(schema.clinics.insert().values(id=1, name="C", district="", created_at=now))
+    conn.execute(
+        schema.patients.insert().values(
+            id=1, code="P-1", clinic_id=1, timezone="UTC", pseudonym="p1", created_at=now
+        )
+    )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Table, select
 
 from vot import schema
 from vot.db import audit, inserted_id, utcnow
@@ -59,6 +59,31 @@ def _note(note: str | None) -> str | None:
     return text or None
 
 
+def _written(
+    conn: Connection,
+    table: Table,
+    patient_id: int,
+    day: date,
+    note: str | None,
+    now: datetime | None,
+    **values: object,
+) -> int:
+    """Insert a dose or excusal row for ``day`` and rewrite that day in the ledger; its id."""
+    row_id = inserted_id(
+        conn.execute(
+            table.insert().values(
+                patient_id=patient_id,
+                dose_date=day,
+                note=_note(note),
+                created_at=now or utcnow(),
+                **values,
+            )
+        )
+    )
+    days.touch(conn, [(patient_id, day)])
+    return row_id
+
+
 def record_dose(
     conn: Connection,
     patient_id: int,
@@ -87,19 +112,7 @@ def record_dose(
     ).scalar()
     if standing is not None:
         return Recorded(int(standing), patient_id, day, kind)
-    dose_id = inserted_id(
-        conn.execute(
-            o.insert().values(
-                patient_id=patient_id,
-                dose_date=day,
-                kind=kind,
-                note=_note(note),
-                recorded_by=by,
-                created_at=now or utcnow(),
-            )
-        )
-    )
-    days.touch(conn, [(patient_id, day)])
+    dose_id = _written(conn, o, patient_id, day, note, now, kind=kind, recorded_by=by)
     audit(conn, by, f"dose.{kind}", f"patient:{patient_id}", day=day.isoformat(), dose=dose_id)
     return Recorded(dose_id, patient_id, day, kind)
 
@@ -141,19 +154,7 @@ def excuse(
     if reason not in schema.EXCUSE_REASONS:
         raise DoseError(f"the reason is one of {', '.join(schema.EXCUSE_REASONS)}, not {reason!r}")
     _checked_day(conn, patient_id, day, now)
-    excusal = inserted_id(
-        conn.execute(
-            x.insert().values(
-                patient_id=patient_id,
-                dose_date=day,
-                reason=reason,
-                note=_note(note),
-                recorded_by=user_id,
-                created_at=now or utcnow(),
-            )
-        )
-    )
-    days.touch(conn, [(patient_id, day)])
+    excusal = _written(conn, x, patient_id, day, note, now, reason=reason, recorded_by=user_id)
     audit(conn, by, "dose.excuse", f"patient:{patient_id}", day=day.isoformat(), reason=reason)
     return excusal
 
