@@ -53,6 +53,9 @@ def count(engine, table) -> int:  # type: ignore[no-untyped-def]
         ({"symptoms": "rash_itching", "severity": "mild"}, "at least one"),
         ({"symptoms": ["rash_itching"], "severity": "mild", "note": "x" * 1001}, "at most 1000"),
         ({"symptoms": ["rash_itching"], "severity": "mild", "submission_id": "7"}, "whole number"),
+        ({"symptoms": ["rash_itching"], "severity": "mild", "key": "short"}, "8 to 64"),
+        ({"symptoms": ["rash_itching"], "severity": "mild", "key": "a b c d e f g h"}, "8 to 64"),
+        ({"symptoms": ["rash_itching"], "severity": "mild", "key": 12345678}, "8 to 64"),
         ([1, 2], "JSON object"),
     ],
 )
@@ -60,6 +63,22 @@ def test_bad_side_effect_reports_are_refused(client, world, engine, body, messag
     reply = client.post("/api/v1/me/side-effects", json=body, headers=bearer(world))
     assert reply.status_code == 400 and message in reply.get_json()["error"]
     assert count(engine, schema.side_effects) == 0
+
+
+def test_a_report_sent_again_with_its_key_is_recorded_once(client, world, engine) -> None:
+    body = {"symptoms": ["rash_itching"], "severity": "mild", "key": "0123456789abcdef"}
+    first = client.post("/api/v1/me/side-effects", json=body, headers=bearer(world))
+    again = client.post("/api/v1/me/side-effects", json=body, headers=bearer(world))
+    other = client.post(
+        "/api/v1/me/side-effects", json={**body, "key": "fedcba9876543210"}, headers=bearer(world)
+    )
+    assert first.get_json()["id"] == again.get_json()["id"] != other.get_json()["id"]
+    assert count(engine, schema.side_effects) == 2
+    with engine.connect() as conn:
+        logged = conn.execute(
+            select(func.count()).where(schema.audit_log.c.action == "side_effect.report")
+        ).scalar_one()
+    assert logged == 2
 
 
 def test_a_severe_report_tops_the_follow_up_list_until_acknowledged(client, world, engine) -> None:
@@ -166,3 +185,32 @@ def test_a_rejected_video_sends_a_kind_message_to_record_again(client, world, en
 def test_the_patient_api_needs_the_link(client, world) -> None:
     assert client.get("/api/v1/me/messages").status_code == 401
     assert client.post("/api/v1/me/side-effects", json={}).status_code == 401
+
+
+def test_the_same_report_sent_twice_at_once_is_recorded_once(world, engine, monkeypatch) -> None:
+    from vot.outreach import side_effects
+
+    with engine.begin() as conn:
+        first = side_effects.report(conn, world["pid"], ["joint_pain"], "mild", None, None, "k" * 8)
+    # The second request looked before the first had committed: its insert meets the key.
+    looked = []
+    known = side_effects._known
+
+    def not_yet(conn, patient_id, key):  # type: ignore[no-untyped-def]
+        looked.append(key)
+        return None if len(looked) == 1 else known(conn, patient_id, key)
+
+    monkeypatch.setattr(side_effects, "_known", not_yet)
+    with engine.begin() as conn:
+        again = side_effects.report(conn, world["pid"], ["joint_pain"], "mild", None, None, "k" * 8)
+        conn.execute(
+            schema.messages.insert().values(  # the transaction is still usable
+                patient_id=world["pid"],
+                sender="patient",
+                kind="text",
+                body="hi",
+                created_at=first.reported_at,
+            )
+        )
+    assert again.id == first.id and len(looked) == 2
+    assert count(engine, schema.side_effects) == 1 and count(engine, schema.messages) == 1

@@ -426,6 +426,9 @@ side_effects = Table(
     Column("reported_at", DateTime(timezone=True), nullable=False),
     Column("acknowledged_at", DateTime(timezone=True), nullable=True),
     Column("acknowledged_by", String(120), nullable=True),
+    # The phone's own id for the report: sent again after a dropped answer, it is the same one.
+    Column("client_key", String(64), nullable=True),
+    UniqueConstraint("patient_id", "client_key", name="uq_side_effects_client_key"),
     Index("ix_side_effects_patient", "patient_id", "id"),
     Index("ix_side_effects_open", "urgent", "acknowledged_at"),
 )

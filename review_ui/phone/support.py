@@ -61,6 +61,7 @@ def report_side_effects() -> Any:
             data.get("severity"),
             data.get("note"),
             submission,
+            data.get("key"),
         )
     return jsonify(_report_json(got)), 201
 

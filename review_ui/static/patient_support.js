@@ -48,18 +48,35 @@
     el.className = "small " + (kind || "");
     el.hidden = !text;
   }
+  // Each report carries the phone's own key for it, so one sent twice (an answer lost on a bad
+  // network, two "online" events at once) is recorded once.
+  function newKey() {
+    const bytes = new Uint8Array(16);
+    crypto.getRandomValues(bytes);
+    return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+  let flushing = false;
   async function flush() {
-    let list = pending();
-    while (list.length && navigator.onLine) {
-      try {
-        const got = await call("POST", "/side-effects", list[0]);
-        say(got.urgent ? t("se.sent_urgent") : t("se.sent"), got.urgent ? "warn" : "ok");
-      } catch (e) {
-        if (e.status && e.status < 500) say(t("se.refused", { error: e.message }), "warn");
-        else return; // offline or the server is busy: try again later
+    if (flushing) return;
+    flushing = true;
+    try {
+      let list = pending();
+      while (list.length && navigator.onLine) {
+        const sent = JSON.stringify(list[0]);
+        try {
+          const got = await call("POST", "/side-effects", list[0]);
+          say(got.urgent ? t("se.sent_urgent") : t("se.sent"), got.urgent ? "warn" : "ok");
+        } catch (e) {
+          if (e.status && e.status < 500) say(t("se.refused", { error: e.message }), "warn");
+          else return; // offline or the server is busy: try again later
+        }
+        list = pending();
+        const at = list.findIndex((r) => JSON.stringify(r) === sent);
+        if (at >= 0) list.splice(at, 1);
+        keep(list);
       }
-      list = list.slice(1);
-      keep(list);
+    } finally {
+      flushing = false;
     }
   }
   if (form) {
@@ -68,7 +85,7 @@
       const symptoms = Array.from(form.querySelectorAll("input[name=symptom]:checked")).map((b) => b.value);
       if (!symptoms.length) { say(t("se.choose"), "warn"); return; }
       const severity = (form.querySelector("input[name=severity]:checked") || {}).value || "mild";
-      const report = { symptoms: symptoms, severity: severity, note: $("se-note").value || null };
+      const report = { key: newKey(), symptoms: symptoms, severity: severity, note: $("se-note").value || null };
       if (aboutSubmission) report.submission_id = aboutSubmission;
       keep(pending().concat([report]));
       form.reset();

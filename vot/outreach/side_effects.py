@@ -8,17 +8,20 @@ acknowledges it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection, select
+from sqlalchemy.exc import IntegrityError
 
 from vot import schema
 from vot.db import as_utc, audit, inserted_id, utcnow
 
 URGENT_SYMPTOMS = frozenset({"jaundice", "vision_changes"})
 MAX_NOTE = 1000
+KEY = re.compile(r"[A-Za-z0-9-]{8,64}")
 se = schema.side_effects
 
 
@@ -68,13 +71,21 @@ def report(
     severity: object,
     note: object = None,
     submission_id: int | None = None,
+    client_key: object = None,
 ) -> Report:
-    """Record a patient's report.
+    """Record a patient's report. A report sent again with the same ``client_key`` (the
+    phone's id for it: an answer lost on a bad network) is the report already recorded.
 
     Raises:
-        SideEffectError: no symptom, an unknown one, a bad severity, a note too long.
+        SideEffectError: no symptom, an unknown one, a bad severity, a note too long, a key
+            that is not 8 to 64 letters, digits or dashes.
     """
     listed, level, text = _checked(symptoms, severity, note)
+    key = _key(client_key)
+    if key is not None:
+        known = _known(conn, patient_id, key)
+        if known is not None:
+            return known
     if submission_id is not None:
         s = schema.submissions
         owner = conn.execute(select(s.c.patient_id).where(s.c.id == submission_id)).scalar()
@@ -82,19 +93,24 @@ def report(
             raise SideEffectError("that video is not one of yours")
     now = utcnow()
     urgent = is_urgent(listed, level)
-    report_id = inserted_id(
-        conn.execute(
-            se.insert().values(
-                patient_id=patient_id,
-                symptoms=listed,
-                severity=level,
-                note=text,
-                submission_id=submission_id,
-                urgent=urgent,
-                reported_at=now,
-            )
-        )
-    )
+    row = {
+        "patient_id": patient_id,
+        "symptoms": listed,
+        "severity": level,
+        "note": text,
+        "submission_id": submission_id,
+        "urgent": urgent,
+        "reported_at": now,
+        "client_key": key,
+    }
+    try:
+        with conn.begin_nested():
+            report_id = inserted_id(conn.execute(se.insert().values(**row)))
+    except IntegrityError:
+        known = _known(conn, patient_id, key) if key is not None else None
+        if known is None:
+            raise
+        return known  # the same report, sent twice at once
     audit(
         conn,
         f"patient:{patient_id}",
@@ -104,6 +120,21 @@ def report(
         urgent=urgent,
     )
     return Report(report_id, patient_id, tuple(listed), level, text, urgent, now)
+
+
+def _key(client_key: object) -> str | None:
+    if client_key is None:
+        return None
+    if not isinstance(client_key, str) or not KEY.fullmatch(client_key):
+        raise SideEffectError("the report's key is 8 to 64 letters, digits or dashes")
+    return client_key
+
+
+def _known(conn: Connection, patient_id: int, key: str) -> Report | None:
+    row = conn.execute(
+        select(se).where(se.c.patient_id == patient_id, se.c.client_key == key)
+    ).first()
+    return None if row is None else _report(row)
 
 
 def _report(row: object) -> Report:
