@@ -136,7 +136,7 @@ def _plan(key: Shape, pct: int) -> _Plan:
         span,
         due,
         _gatherer(due),
-        due == tuple(range(len(due))),
+        bool(due) and due == tuple(range(len(due))),  # none due: gaps are calendar days
         _gatherer(rule.planned),
         rule.doses,
         len(rule.planned),
