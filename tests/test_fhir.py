@@ -20,10 +20,11 @@ from fhir.resources.R4B.bundle import Bundle as R4BBundle
 from fhirclient.models.bundle import Bundle as R4Bundle
 from hypothesis import given
 from hypothesis import strategies as st
+from openapi_schema_validator import OAS30Validator
 from sqlalchemy import Connection, select
 
 from tests.conftest import run_cli
-from tests.test_analyst_ui import PASSWORD, sign_in
+from tests.test_analyst_ui import OPENAPI, PASSWORD, sign_in
 from tests.test_ledger import add_video
 from vot import accounts, schema
 from vot.adherence import ledger
@@ -326,7 +327,12 @@ def test_api_pages_by_patient_for_analysts_only(settings, engine, clinic) -> Non
     assert validate(rest)["Patient"] == 1 and "link" not in rest
     people = {p["id"] for p in of(page, "Patient") + of(rest, "Patient")}
     assert len(people) == 3
-    for query in ("since=yesterday", "limit=5000", "clinic=Nowhere", "offset=-1"):
+    spec = json.loads(OPENAPI.read_text())
+    assert "/api/v1/fhir/Bundle" in spec["paths"]
+    schema_ref = {"$ref": "#/components/schemas/FhirBundle", "components": spec["components"]}
+    for body in (page, rest):
+        OAS30Validator(schema_ref).validate(body)
+    for query in ("since=yesterday", "limit=5000", "limit=0", "clinic=Nowhere", "offset=-1"):
         reply = client.get(f"/api/v1/fhir/Bundle?{query}")
         assert reply.status_code == 400 and reply.get_json()["error"], query
     log = schema.audit_log
