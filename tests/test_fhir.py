@@ -199,7 +199,8 @@ def test_a_regimen_change_gives_a_second_request_from_its_date(engine, clinic) -
         enrol(conn, clinic, "P-2", date(2026, 3, 2), "6HRZE-TIW")
         bundle = export(conn)
     validate(bundle)
-    first, second, tiw = of(bundle, "MedicationRequest")
+    by_start = {r["authoredOn"]: r for r in of(bundle, "MedicationRequest")}  # any patient order
+    first, second, tiw = (by_start[day] for day in ("2026-01-05", "2026-01-15", "2026-03-02"))
     assert (first["status"], first["statusReason"]["text"]) == (
         "stopped",
         "the regimen was changed",
