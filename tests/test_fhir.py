@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -295,12 +296,16 @@ def test_cli_writes_a_valid_bundle_and_refuses_bad_input(
         (("--clinic", "Nowhere"), 1, "no clinic 'Nowhere'"),
         (("--since", "2026-13-01"), 2, "YYYY-MM-DD"),
         (("--output", str(out.parent / "no" / "such.json")), 1, "cannot write"),
+        (("--output", str(out.parent)), 1, "it is a folder"),
     ):
         bad = run_cli("export", "fhir", *args, env=env)
         assert bad.returncode == code and message in bad.stderr, bad.stderr
         if code == 1:
             assert bad.stderr.count("\n") == 1 and bad.stderr.startswith("vot: error:")
     assert [p.name for p in out.parent.iterdir()] == ["bundle.json"]  # no partial files left
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # like any file the user writes
 
 
 def test_api_pages_by_patient_for_analysts_only(settings, engine, clinic) -> None:  # type: ignore[no-untyped-def]

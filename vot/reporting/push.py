@@ -155,8 +155,8 @@ def push(url: str, user: str, password: str, payload: Mapping[str, Any]) -> Impo
     """Send ``payload`` (a data value set) to the DHIS2 at ``url``; the import summary.
 
     Raises:
-        PushError: the URL is unusable, DHIS2 cannot be reached, or it refused the data (in
-            the dry run, nothing was imported).
+        PushError: the URL is unusable, DHIS2 cannot be reached, or it refused the data
+            (refused in the dry run: nothing was imported).
     """
     target = endpoint(url)
     auth = base64.b64encode(f"{user}:{password}".encode()).decode()
@@ -168,4 +168,6 @@ def push(url: str, user: str, password: str, payload: Mapping[str, Any]) -> Impo
         "importStrategy": "CREATE_AND_UPDATE",
     }
     _check(_post(target, auth, body, {**params, "dryRun": "true"}), "dry run")
+    # After a clean dry run only a change on the server in between can refuse; what it took
+    # stays until the next push, which replaces the same values (CREATE_AND_UPDATE).
     return _check(_post(target, auth, body, {**params, "dryRun": "false"}), "import")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import sys
-import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,17 +27,19 @@ def _output(path: str | None) -> Iterator[IO[str]]:
     from vot.reporting import ReportingError
 
     target = Path(path)
+    if target.is_dir():
+        raise ReportingError(f"cannot write {path}: it is a folder")
+    temporary = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
     try:
-        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        out = temporary.open("x", encoding="utf-8", newline="")  # mode from the umask
     except OSError as exc:
         raise ReportingError(f"cannot write {path}: {exc.strerror}") from None
     try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
+        with out:
             yield out
         os.replace(temporary, target)
     finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+        temporary.unlink(missing_ok=True)
 
 
 def _write(path: str | None, chunks: Iterable[str]) -> None:
