@@ -26,7 +26,7 @@ from sqlalchemy import Connection, func, select
 
 from tests.conftest import run_cli
 from vot import accounts, schema
-from vot.adherence import outcomes
+from vot.adherence import dashboard, outcomes
 from vot.adherence.outcomes import OUTCOMES
 from vot.reporting import ReportingError, dhis2, period, push
 from vot.reporting.cohort import CohortCount, cohort
@@ -117,6 +117,18 @@ def test_the_cohort_is_the_quarter_and_its_size_is_the_sum_of_outcomes(world, tm
         "OU_NORTH01, new and relapse, bacteriologically confirmed (first-line treatment): "
         "cohort 3 but outcomes add up to 4"
     ]
+
+
+def test_the_cohort_is_the_dashboards_cohort_of_the_quarter(world) -> None:  # type: ignore[no-untyped-def]
+    with world.connect() as conn:
+        counts = cohort(conn, Q3)
+        (board,) = [row for row in dashboard.cohorts(conn) if row["cohort"] == "2026Q3"]
+    by_outcome: Counter[str] = Counter()
+    for count in counts:
+        by_outcome[count.outcome] += count.courses
+    assert by_outcome.total() == board["started"] == 10  # preventive courses included here
+    assert by_outcome["not_evaluated"] == board["not_evaluated"] + board["no_outcome"]
+    assert all(by_outcome[o] == board[o] for o in OUTCOMES if o != "not_evaluated")
 
 
 def test_without_a_map_the_org_units_are_clinic_names_and_a_partial_map_is_refused(
