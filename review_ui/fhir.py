@@ -56,12 +56,10 @@ def bundle() -> Any:
             offset=offset,
             patients=len(page),
         )
-    next_url = None
-    if len(page) == limit:
+    public, next_url = web.settings().public_url, None
+    if len(page) == limit:  # the next page's address, as the deployment is reached
         args = {k: v for k, v in request.args.items() if k not in ("offset", "limit")}
-        next_url = url_for(
-            "fhir.bundle", _external=True, **args, limit=limit, offset=offset + limit
-        )
-    names = fhir.Names(f"{web.settings().public_url}/fhir")
+        next_url = public + url_for("fhir.bundle", **args, limit=limit, offset=offset + limit)
+    names = fhir.Names(f"{public}/fhir")
     chunks = fhir.bundle_chunks(fhir.entries(names, page, since), now, next_url)
     return Response(chunks, mimetype="application/fhir+json")
