@@ -397,6 +397,8 @@ def test_push_needs_a_usable_url_credentials_and_a_full_map(
 ) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(push.PushError, match="must use https"):
         push.endpoint("http://dhis2.example.org")
+    with pytest.raises(push.PushError, match="not in the URL"):
+        push.endpoint("https://admin:district@dhis2.example.org")
     with pytest.raises(push.PushError, match="must be like https://"):
         push.endpoint("ftp://dhis2.example.org")
     with pytest.raises(push.PushError, match="cannot reach DHIS2"):

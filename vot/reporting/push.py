@@ -56,11 +56,13 @@ def endpoint(url: str) -> str:
     """``URL/api/dataValueSets`` for a DHIS2 base URL (with its context path, if any).
 
     Raises:
-        PushError: not an http(s) URL, or plain http to another machine.
+        PushError: not an http(s) URL, credentials in it, or plain http to another machine.
     """
     parts = urllib.parse.urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise PushError(f"the DHIS2 URL must be like https://dhis2.example.org, not {url!r}")
+    if parts.username or parts.password:
+        raise PushError("give the user with --user and the password on stdin, not in the URL")
     if parts.scheme == "http" and parts.hostname not in LOOPBACK:
         raise PushError("the DHIS2 URL must use https: basic auth would send the password in clear")
     return urllib.parse.urlunsplit(parts._replace(query="", fragment="")).rstrip("/") + (
