@@ -54,9 +54,10 @@ def create_app(settings: Settings | None = None, enqueue: Enqueue = no_queue) ->
     app.register_blueprint(patient.bp)  # the patient's page /p/TOKEN and /api/v1/me
     app.register_blueprint(tus.bp)  # resumable video uploads at /api/v1/uploads
     app.register_blueprint(support.bp)  # side effects and messages at /api/v1/me
-    from review_ui import analyst
+    from review_ui import analyst, fhir
 
     app.register_blueprint(analyst.bp)
+    app.register_blueprint(fhir.bp)  # the FHIR export at /api/v1/fhir/Bundle
 
     @app.get("/healthz")
     def healthz() -> Response:

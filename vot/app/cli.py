@@ -59,6 +59,7 @@ def _is_user_error(exc: Exception) -> bool:
     from vot.adherence.outcomes import OutcomeError
     from vot.intake.ingest import IngestError
     from vot.media import MediaError
+    from vot.reporting import ReportingError
     from vot.retention.erasure import ErasureError
     from vot.storage import StorageError
     from vot.treatment.courses import CourseError
@@ -79,6 +80,7 @@ def _is_user_error(exc: Exception) -> bool:
         CourseError,
         DoseError,
         RegimenError,
+        ReportingError,
         LookupError,
         RuntimeError,
     )

@@ -1,4 +1,5 @@
-"""Commands over the data kept: retention, the analysts' exports and snapshot."""
+"""Commands over the data kept: retention, the analysts' exports and snapshot (the national
+reports, ``vot export fhir|dhis2``, are in :mod:`vot.app.commands.reporting`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import sys
 from pathlib import Path
 
+from vot.app.commands import reporting
 from vot.app.commands.common import Subparsers, a_date, add, current, group, upgraded
 from vot.config import Settings
 
@@ -96,6 +98,7 @@ def register(sub: Subparsers) -> None:
         help="read the rows stored by the last `vot analytics refresh` (fast; as of that "
         "refresh, stated in the metadata; not with --as-of)",
     )
+    reporting.register(export)
     analytics = group(sub, "analytics", "the analysts' adherence snapshot", "analytics_command")
     analytics.add_parser(
         "refresh", help="recompute the dashboard and export snapshot from the ledger"
