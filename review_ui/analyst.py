@@ -43,7 +43,7 @@ def bad_request(exc: BadRequest) -> Any:
     return web.error(400, str(exc))
 
 
-def _date(name: str) -> date | None:
+def query_date(name: str) -> date | None:
     value = request.args.get(name, "").strip()
     try:
         return date.fromisoformat(value) if value else None
@@ -51,7 +51,7 @@ def _date(name: str) -> date | None:
         raise BadRequest(f"{name} must be a date like 2025-03-31") from None
 
 
-def _int(name: str, default: int, most: int) -> int:
+def query_int(name: str, default: int, most: int) -> int:
     value = request.args.get(name, "").strip() or str(default)
     if not value.isdigit() or int(value) > most:
         raise BadRequest(f"{name} must be a whole number from 0 to {most}")
@@ -60,7 +60,7 @@ def _int(name: str, default: int, most: int) -> int:
 
 def _scope() -> Scope:
     text = {k: request.args.get(k, "").strip() or None for k in ("district", "clinic")}
-    return Scope(text["district"], text["clinic"], _date("start_from"), _date("start_to"))
+    return Scope(text["district"], text["clinic"], query_date("start_from"), query_date("start_to"))
 
 
 @bp.errorhandler(export.NoSnapshot)
@@ -75,12 +75,12 @@ def _exported(fmt: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     ``as_of``, which only a live export can count to). ``source=auto`` reads them when it
     can (no ``as_of``, a snapshot with export rows) and computes live otherwise.
     """
-    scope, as_of, now = _scope(), _date("as_of"), utcnow()
+    scope, as_of, now = _scope(), query_date("as_of"), utcnow()
     source = request.args.get("source", "").strip() or "live"
     if source not in export.SOURCES:
         raise BadRequest(f"source must be one of {', '.join(export.SOURCES)}")
-    limit = _int("limit", 1000, MAX_LIMIT) if fmt == "json" else None
-    offset = _int("offset", 0, 10**9) if fmt == "json" else 0
+    limit = query_int("limit", 1000, MAX_LIMIT) if fmt == "json" else None
+    offset = query_int("offset", 0, 10**9) if fmt == "json" else 0
     computed_at = None
     with web.engine().begin() as conn:
         auto = source == "auto"

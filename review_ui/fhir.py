@@ -35,11 +35,11 @@ def bad_request(exc: ValueError) -> Any:
 
 @bp.get("/api/v1/fhir/Bundle")
 def bundle() -> Any:
-    since = analyst._date("since")
-    limit = analyst._int("limit", DEFAULT_LIMIT, MAX_LIMIT)
+    since = analyst.query_date("since")
+    limit = analyst.query_int("limit", DEFAULT_LIMIT, MAX_LIMIT)
     if limit < 1:
         raise analyst.BadRequest(f"limit must be a whole number from 1 to {MAX_LIMIT}")
-    offset = analyst._int("offset", 0, 10**9)
+    offset = analyst.query_int("offset", 0, 10**9)
     text = {k: request.args.get(k, "").strip() or None for k in ("district", "clinic")}
     scope = Scope(district=text["district"], clinic=text["clinic"])
     now = utcnow()
