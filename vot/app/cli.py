@@ -12,12 +12,12 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from vot.app.commands import course, data, people, pipeline, scorer
+from vot.app.commands import course, data, people, pipeline, reminders, scorer
 from vot.config import ConfigError, load_settings
 
 logger = logging.getLogger("vot")
 
-COMMAND_GROUPS = (pipeline, scorer, people, course, data)
+COMMAND_GROUPS = (pipeline, scorer, people, course, data, reminders)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,6 +59,7 @@ def _is_user_error(exc: Exception) -> bool:
     from vot.adherence.outcomes import OutcomeError
     from vot.intake.ingest import IngestError
     from vot.media import MediaError
+    from vot.outreach.contact import ContactError
     from vot.retention.erasure import ErasureError
     from vot.storage import StorageError
     from vot.treatment.courses import CourseError
@@ -69,6 +70,7 @@ def _is_user_error(exc: Exception) -> bool:
     known = (
         ConfigError,
         AccountError,
+        ContactError,
         ErasureError,
         IngestError,
         MediaError,
