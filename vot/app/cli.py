@@ -57,6 +57,7 @@ def _is_user_error(exc: Exception) -> bool:
     from vot.accounts import AccountError
     from vot.adherence.export import SnapshotAsOf
     from vot.adherence.outcomes import OutcomeError
+    from vot.app.serve import TLSError
     from vot.intake.ingest import IngestError
     from vot.media import MediaError
     from vot.outreach.contact import ContactError
@@ -71,6 +72,7 @@ def _is_user_error(exc: Exception) -> bool:
         ConfigError,
         AccountError,
         ContactError,
+        TLSError,
         ErasureError,
         IngestError,
         MediaError,
