@@ -22,7 +22,7 @@ def create_app(settings: Settings | None = None, enqueue: Enqueue = no_queue) ->
     from review_ui import auth, security
     from review_ui.phone import page as patient
     from review_ui.phone import reach, tus
-    from review_ui.supervisor import bulk, course, followup, media, patients, spotcheck
+    from review_ui.supervisor import bulk, contact, course, followup, media, patients, spotcheck
     from review_ui.supervisor import queue as review
 
     settings = settings or load_settings()
@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None, enqueue: Enqueue = no_queue) ->
         app, security.content_security_policy(settings.storage_url, settings.s3_endpoint_url)
     )
     supervisor = (review.bp, bulk.bp, spotcheck.bp, media.bp, patients.bp, followup.bp, course.bp)
+    supervisor += (contact.bp,)  # reminders on the patient's calendar page
     for blueprint in (auth.bp, *supervisor):
         app.register_blueprint(blueprint)
     app.register_blueprint(patient.bp)  # the patient's page /p/TOKEN and /api/v1/me

@@ -6,6 +6,7 @@
    - The patient's own answers (calendar, videos, reminders): always asked of the server; the
      last good answer is kept only as a fallback with no network, marked with the time it was
      saved, and the page is told it is showing that.
+   - A change of the reminder settings goes to the server; its reply becomes the last answer.
    - Uploads and every other request are left alone.
    - A link the server no longer knows (revoked, erased) clears the cache.
    - A reminder (Web Push) is shown as a notification; a tap opens the page. */
@@ -17,7 +18,10 @@ const TOKEN = HOME.split("/").pop();
 const CACHE = "vot-page-v1:" + HOME;
 const ASSETS = ["/static/patient.css", "/static/patient.js", "/static/reach.css",
   "/static/reach.js", "/static/icon.svg", "/static/icon-192.png"];
-const ANSWERS = ["/api/v1/me/calendar", "/api/v1/me/submissions", "/api/v1/me/reminders"];
+const REMINDERS = "/api/v1/me/reminders";
+const ANSWERS = ["/api/v1/me/calendar", "/api/v1/me/submissions", REMINDERS];
+// Changes whose reply is the reminder settings as they now are: kept as the last answer.
+const CHANGES = [REMINDERS, "/api/v1/me/push-subscriptions"];
 const SAVED = "X-Vot-Saved-At";
 const PAGE_WAIT_MS = 6000; // a page from a very slow network gives way to the saved copy
 
@@ -117,20 +121,31 @@ async function answer(event, path) {
   }
 }
 
+async function change(request) {
+  const res = await fetch(request);
+  if (res.ok) await keep(REMINDERS, res);
+  return res;
+}
+
+function ours(request) {
+  return request.headers.get("Authorization") === "Bearer " + TOKEN;
+}
+
 self.addEventListener("fetch", (event) => {
   const request = event.request;
-  if (request.method !== "GET") return;
   const url = new URL(request.url);
   if (url.origin !== self.location.origin) return;
+  if (request.method !== "GET") {
+    if (CHANGES.indexOf(url.pathname) >= 0 && ours(request)) event.respondWith(change(request));
+    return; // uploads and everything else go straight to the network
+  }
   if (request.mode === "navigate") {
     if (url.pathname === HOME) event.respondWith(page(request));
     return; // another patient's link, or any other page: not this worker's
   }
   if (ANSWERS.indexOf(url.pathname) >= 0 && !url.search) {
     // Only this link's own answers: the same URL with another patient's token is not ours.
-    if (request.headers.get("Authorization") === "Bearer " + TOKEN) {
-      event.respondWith(answer(event, url.pathname));
-    }
+    if (ours(request)) event.respondWith(answer(event, url.pathname));
     return;
   }
   if (url.pathname.startsWith("/static/")) event.respondWith(asset(request));
