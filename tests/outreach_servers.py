@@ -1,6 +1,7 @@
 """Servers the reminder tests start on loopback: an SMS gateway, and a Web Push endpoint that
 checks the VAPID signature (RFC 8292) and decrypts each message (RFC 8291) with the keys of a
-subscription it made, as a browser's push service and the browser together would."""
+subscription it made, as a browser's push service and the browser together would. The fixtures
+``gateway`` and ``push_service`` start one for a test."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ import json
 import secrets
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
@@ -151,3 +154,17 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def gateway() -> Iterator[SmsGateway]:
+    server = SmsGateway()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def push_service() -> Iterator[PushService]:
+    server = PushService()
+    yield server
+    server.close()

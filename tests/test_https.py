@@ -19,7 +19,6 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,11 +26,12 @@ import pytest
 import requests
 from sqlalchemy import create_engine, select
 
+from tests import test_browser_patient
 from tests.test_browser_patient import (
-    CHROMIUM,
     EN,
     PHONE,
     camera_file,
+    launch,
     record,
     shows,
     watch_console,
@@ -41,6 +41,7 @@ from vot import schema
 from vot.config import REPO_ROOT
 
 HOST = "clinic.test"
+playwright = test_browser_patient.playwright  # the browser tests' fixture
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
 
 
@@ -145,33 +146,13 @@ def answers(url: str, cert: Certificate) -> bool:
         return False
 
 
-@pytest.fixture(scope="module")
-def playwright_mod() -> Iterator[object]:
-    if not CHROMIUM.exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{CHROMIUM} is missing; browser tests must run in CI")
-        pytest.skip(f"{CHROMIUM} is missing; install Debian's chromium to run browser tests")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        yield p
-
-
-def phone(playwright_mod, cert: Certificate, y4m: Path):
+def phone(playwright, cert: Certificate, y4m: Path):
     """Chromium that trusts only ``cert`` and reaches clinic.test on loopback."""
-    return playwright_mod.chromium.launch(
-        executable_path=str(CHROMIUM),
-        args=[
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--use-fake-device-for-media-stream",
-            "--use-fake-ui-for-media-stream",
-            f"--use-file-for-fake-video-capture={y4m}",
-            f"--host-resolver-rules=MAP {HOST} 127.0.0.1",
-            f"--ignore-certificate-errors-spki-list={cert.spki_sha256}",
-        ],
+    return launch(
+        playwright,
+        y4m,
+        f"--host-resolver-rules=MAP {HOST} 127.0.0.1",
+        f"--ignore-certificate-errors-spki-list={cert.spki_sha256}",
     )
 
 
@@ -197,12 +178,12 @@ def record_a_dose(browser, url: str, artifacts: Path | None = None) -> None:
 
 
 @pytest.mark.browser
-def test_recording_over_https_from_vot_serve(playwright_mod, tmp_path, artifacts_dir) -> None:
+def test_recording_over_https_from_vot_serve(playwright, tmp_path, artifacts_dir) -> None:
     cert = self_signed(tmp_path)
     clinic = Clinic(tmp_path)
     port = free_port()
     clinic.serve(port, "--certfile", str(cert.cert), "--keyfile", str(cert.key))
-    browser = phone(playwright_mod, cert, camera_file(tmp_path, "face.y4m"))
+    browser = phone(playwright, cert, camera_file(tmp_path, "face.y4m"))
     try:
         wait_for(lambda: answers(f"https://127.0.0.1:{port}/healthz", cert), 60, "vot serve")
         with pytest.raises(requests.ConnectionError):  # HTTPS only on that port
@@ -267,7 +248,7 @@ def nginx_conf(folder: Path, cert: Certificate, http: int, https: int, upstream:
 
 
 @pytest.mark.browser
-def test_recording_through_the_readmes_nginx(playwright_mod, tmp_path) -> None:
+def test_recording_through_the_readmes_nginx(playwright, tmp_path) -> None:
     if NGINX is None:
         if os.environ.get("CI") == "true":
             pytest.fail("nginx is missing; .ci/run installs it")
@@ -278,7 +259,7 @@ def test_recording_through_the_readmes_nginx(playwright_mod, tmp_path) -> None:
     clinic.serve(app)
     conf = nginx_conf(tmp_path, cert, http, https, app)
     nginx = subprocess.Popen([NGINX, "-p", str(tmp_path), "-c", str(conf)], start_new_session=True)
-    browser = phone(playwright_mod, cert, camera_file(tmp_path, "face.y4m"))
+    browser = phone(playwright, cert, camera_file(tmp_path, "face.y4m"))
     try:
         wait_for(lambda: answers(f"https://127.0.0.1:{https}/healthz", cert), 60, "nginx and vot")
         moved = requests.get(

@@ -12,25 +12,24 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from review_ui import create_app
-from tests.outreach_servers import PushService, SmsGateway
+from tests import outreach_servers
+from tests import test_analyst_ui as analyst_ui
 from vot import accounts, schema, tokens
 from vot.outreach import contact, reminders
 from vot.outreach.dispatch import send_due
 from vot.retention.erasure import erase_patient
 from vot.storage import open_storage
 
-PASSWORD = "a-password-for-tests"
+PASSWORD = analyst_ui.PASSWORD
 PHONE = "+8613812345678"
 START = date(2026, 3, 2)
 AT_8 = datetime(2026, 3, 10, 0, 1, tzinfo=UTC)  # 08:01 in Shanghai
+gateway, push_service = outreach_servers.gateway, outreach_servers.push_service
 
 
 @pytest.fixture
-def servers():
-    gateway, push_service = SmsGateway(), PushService()
-    yield gateway, push_service
-    gateway.close()
-    push_service.close()
+def servers(gateway, push_service):
+    return gateway, push_service
 
 
 @pytest.fixture
@@ -58,17 +57,12 @@ def client(reach, world) -> FlaskClient:
 
 
 def sign_in(client: FlaskClient, username: str) -> str:
-    page = client.get("/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert token
-    reply = client.post(
-        "/login", data={"username": username, "password": PASSWORD, "csrf_token": token.group(1)}
-    )
-    assert reply.status_code == 302
-    # The session's token after signing in, as a form on any page carries it.
+    """Sign in (as the analysts' tests do); the session's CSRF token for forms."""
+    analyst_ui.sign_in(client, username)
     page = client.get("/patients").get_data(as_text=True)
-    after = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    return after.group(1) if after else token.group(1)
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert found
+    return found.group(1)
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -8,12 +8,12 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import select, update
 
+from tests import outreach_servers
 from tests.conftest import run_cli, video
 from tests.outreach_servers import PushService, SmsGateway
 from vot import accounts, schema
@@ -27,20 +27,7 @@ START = date(2026, 3, 2)  # a Monday
 DAY = date(2026, 3, 10)  # a Tuesday; 08:00 in Shanghai is 00:00 UTC
 AT_8 = datetime(2026, 3, 10, 0, 1, tzinfo=UTC)
 PHONE = "+8613812345678"
-
-
-@pytest.fixture
-def gateway() -> Iterator[SmsGateway]:
-    server = SmsGateway()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def push_service() -> Iterator[PushService]:
-    server = PushService()
-    yield server
-    server.close()
+gateway, push_service = outreach_servers.gateway, outreach_servers.push_service
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -245,25 +245,30 @@ def _reminders(env: Mapping[str, str]) -> dict[str, object]:
     }
 
 
+def keep_once(path: Path, make: Callable[[], bytes]) -> bytes:
+    """The bytes kept at ``path`` (readable by its owner only), made by ``make`` and written
+    the first time; two processes starting at once agree on one value."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = make()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process wrote it first: use theirs
+        return path.read_bytes()
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    return data
+
+
 def _secret_key(env: Mapping[str, str], data_dir: Path) -> str:
     """The signing key: ``VOT_SECRET_KEY``, or one generated once and kept in the data folder."""
     if env.get("VOT_SECRET_KEY"):
         return env["VOT_SECRET_KEY"]
-    path = data_dir / "secret_key"
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        pass
-    data_dir.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(32)
-    # O_EXCL: two processes starting at once must agree on one key.
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as fh:
-        fh.write(key)
-    return key
+    made = keep_once(data_dir / "secret_key", lambda: secrets.token_urlsafe(32).encode())
+    return made.decode().strip()
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:

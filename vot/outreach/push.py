@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import Connection, select
 
 from vot import schema
-from vot.config import Settings
+from vot.config import Settings, keep_once
 from vot.db import audit, utcnow
 
 logger = logging.getLogger(__name__)
@@ -60,27 +59,21 @@ def _b64url(data: bytes) -> str:
 def private_key_path(settings: Settings) -> Path:
     """The VAPID private key (PEM), generated on first use; the same one from then on."""
     path = settings.data_dir / KEY_FILE
-    if path.exists():
-        return path
+    if not path.exists():
+        keep_once(path, _new_key)
+        logger.info("the VAPID key pair for Web Push is in %s", path)
+    return path
+
+
+def _new_key() -> bytes:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    pem = key.private_bytes(
+    return ec.generate_private_key(ec.SECP256R1()).private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    # O_EXCL: two processes starting at once must agree on one key.
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(pem)
-    logger.info("generated the VAPID key pair for Web Push in %s", path)
-    return path
 
 
 def public_key(settings: Settings) -> str:
