@@ -181,9 +181,10 @@ def subscription_stub(subscription: dict) -> str:
     the local push service's subscription instead, keys and all."""
     stub = """(() => { const sub = SUBSCRIPTION;
       const fake = { endpoint: sub.endpoint, toJSON: () => sub };
+      let made = null;
       if (window.PushManager) {
-        PushManager.prototype.subscribe = async function () { return fake; };
-        PushManager.prototype.getSubscription = async function () { return fake; };
+        PushManager.prototype.subscribe = async function () { made = fake; return fake; };
+        PushManager.prototype.getSubscription = async function () { return made; };
       } })();"""
     return stub.replace("SUBSCRIPTION", json.dumps(subscription))
 
@@ -238,6 +239,7 @@ def test_reminder_time_and_a_push_reminder_on_the_phone(
     page.fill("#remind-at", "08:00")
     page.click("#remind-save")
     shows(page, "#remind-state", t["remind.saved"].format(time="08:00"), 10_000)
+    shows(page, "#push-state", t["remind.no_channel"], 5_000)  # nothing reaches them yet
     page.click("#push-on")
     shows(page, "#push-state", t["remind.push_enabled"], 10_000)
     assert page.locator("#push-on").is_hidden()

@@ -55,7 +55,10 @@
       : t("remind.none");
     $("remind-off").hidden = !state.remind_at;
     $("sms-state").hidden = !(state.sms && state.remind_at);
-    if (state.push) pushState(t("remind.push_enabled"), true);
+    // A time with no way to reach the patient: point at the button below.
+    if (state.remind_at && !state.push && !state.sms && !$("push-on").hidden) {
+      pushState(t("remind.no_channel"), false);
+    }
   }
   async function save(value) {
     $("remind-save").disabled = true;
@@ -99,7 +102,18 @@
     }
   }
   $("push-on").addEventListener("click", turnOnPush);
-  if (!("PushManager" in window)) pushState(t("remind.push_unsupported"), true);
+  async function pushOnThisPhone() {
+    // Whether this browser has a subscription (the server's "push" counts every phone).
+    if (!("serviceWorker" in navigator) || !("PushManager" in window)) {
+      return pushState(t("remind.push_unsupported"), true);
+    }
+    const registration = await navigator.serviceWorker.ready;
+    const subscription = await registration.pushManager.getSubscription();
+    if (subscription && Notification.permission === "granted") {
+      pushState(t("remind.push_enabled"), true);
+    }
+  }
 
-  api("GET", "reminders").then(render).catch(() => { /* offline: the form still shows */ });
+  api("GET", "reminders").then(render).catch(() => { /* offline: the form still shows */ })
+    .then(pushOnThisPhone);
 })();

@@ -74,9 +74,10 @@ def _send_sms(
         raise Deferred(GATEWAY)
     if not job.phone:
         return Failure("no phone number", False, GATEWAY)
-    text = reminders.message(job.language, job.round)
+    # The body only: it says what to do, and names no illness on a shared phone's screen.
+    text = reminders.message(job.language, job.round)["body"]
     try:
-        sms.send(settings, job.phone, f"{text['title']}: {text['body']}")
+        sms.send(settings, job.phone, text)
     except sms.SendFailed as exc:
         return Failure(str(exc), exc.retry, GATEWAY)
     return None
@@ -172,7 +173,7 @@ def send_due(engine: Engine, settings: Settings, now: datetime | None = None) ->
     now = now or utcnow()
     counts = Counts()
     with engine.begin() as conn:
-        retries, skipped_again = reminders.claim_retries(conn, settings, now)
+        retries, skipped_again, counts.failed = reminders.claim_retries(conn, settings, now)
     with engine.begin() as conn:
         new, skipped = reminders.claim_new(conn, settings, now)
         reminders.prune(conn, now)

@@ -45,6 +45,7 @@ KEEP_SKIPPED_DAYS = 14  # skipped rows only stop a day being looked at twice; th
 SENDING, SENT, RETRYING, FAILED, SKIPPED = "sending", "sent", "retrying", "failed", "skipped"
 STATUSES = (SENDING, SENT, RETRYING, FAILED, SKIPPED)
 PUSH, SMS = schema.REMINDER_CHANNELS
+# The texts name no illness: a reminder shows on a lock screen that others may see.
 TEXTS_FILE = Path(__file__).with_name("reminder_texts.json")
 
 p, r, rem, ps = schema.patients, schema.regimens, schema.reminders, schema.push_subscriptions
@@ -272,11 +273,13 @@ def claim_new(conn: Connection, settings: Settings, now: datetime) -> tuple[list
     return jobs, skipped
 
 
-def claim_retries(conn: Connection, settings: Settings, now: datetime) -> tuple[list[Job], int]:
+def claim_retries(
+    conn: Connection, settings: Settings, now: datetime
+) -> tuple[list[Job], int, int]:
     """Reminders whose retry time has come (or whose sender died), claimed to send again.
 
     One whose dose arrived meanwhile, or whose patient can no longer be reached, is skipped;
-    one whose window closed has failed. Returns the jobs and how many were skipped.
+    one whose window closed has failed. Returns the jobs, how many were skipped and failed.
     """
     query = (
         select(rem, p.c.timezone, p.c.remind_at, p.c.phone, p.c.language)
@@ -288,7 +291,7 @@ def claim_retries(conn: Connection, settings: Settings, now: datetime) -> tuple[
     )
     rows = list(conn.execute(query))
     found = courses_of(conn, [row.patient_id for row in rows])
-    jobs, skipped = [], 0
+    jobs, skipped, failed = [], 0, 0
     for row in rows:
         claimed = rem.update().where(
             rem.c.id == row.id,
@@ -310,7 +313,9 @@ def claim_retries(conn: Connection, settings: Settings, now: datetime) -> tuple[
             continue  # another sweeper took it
         if changes["status"] == SKIPPED:
             skipped += 1
-        elif changes["status"] == SENDING:
+        elif changes["status"] == FAILED:
+            failed += 1
+        else:
             assert window is not None
             job = Job(
                 row.id,
@@ -324,7 +329,7 @@ def claim_retries(conn: Connection, settings: Settings, now: datetime) -> tuple[
                 row.phone,
             )
             jobs.append(job)
-    return jobs, skipped
+    return jobs, skipped, failed
 
 
 def _late(error: str | None) -> str:
