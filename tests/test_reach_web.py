@@ -15,7 +15,7 @@ from review_ui import create_app
 from tests import outreach_servers
 from tests import test_analyst_ui as analyst_ui
 from vot import accounts, schema, tokens
-from vot.outreach import contact, reminders
+from vot.outreach import contact, push, reminders
 from vot.outreach.dispatch import send_due
 from vot.retention.erasure import erase_patient
 from vot.storage import open_storage
@@ -35,6 +35,7 @@ def servers(gateway, push_service):
 @pytest.fixture
 def reach(settings, servers):
     gateway, push_service = servers
+    push.public_key(settings)  # as the web app does when a page is served
     return settings.with_(sms_webhook_url=gateway.url, push_services=(push_service.origin,))
 
 
@@ -218,8 +219,6 @@ def test_analysts_never_see_a_phone_number(client, world, engine) -> None:
 
 
 def test_erasure_deletes_the_number_and_the_subscriptions(world, engine, reach, servers) -> None:
-    from vot.outreach import push
-
     patient_id, _token = world
     with engine.begin() as conn:
         contact.update(conn, patient_id, "test", phone=PHONE, remind_at="08:00")

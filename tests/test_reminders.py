@@ -32,6 +32,7 @@ gateway, push_service = outreach_servers.gateway, outreach_servers.push_service
 
 @pytest.fixture
 def reach(settings, gateway, push_service):
+    push.public_key(settings)  # the web app makes the VAPID key when a page asks for it
     return settings.with_(
         sms_webhook_url=gateway.url,
         sms_webhook_headers=(("X-Api-Key", "k-123"),),
@@ -368,3 +369,14 @@ def test_no_sms_without_a_gateway_and_nothing_without_a_time(engine, reach, sett
     with engine.begin() as conn:
         contact.update(conn, 1, "test", remind_at=None)
     assert send_due(engine, reach, AT_8).as_json()["sent"] == 0
+
+
+def test_push_only_from_a_machine_with_the_web_apps_key(
+    engine, settings, push_service, tmp_path
+) -> None:
+    worker = settings.with_(data_dir=tmp_path / "worker", push_services=(push_service.origin,))
+    enrol(engine, worker, "P-1", phone=None, push_to=push_service)
+    assert not push.has_key(worker)
+    assert send_due(engine, worker, AT_8).as_json()["sent"] == 0 and rows(engine) == []
+    push.public_key(worker)  # the key copied to this machine (or made by its web app)
+    assert send_due(engine, worker, AT_8).sent == 1

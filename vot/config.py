@@ -231,6 +231,25 @@ def _public_url(env: Mapping[str, str]) -> str:
     return (env.get("VOT_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/")
 
 
+def _vapid_subject(env: Mapping[str, str]) -> str:
+    """Whom push services may contact about our pushes (RFC 8292 ``sub``): ``mailto:`` an
+    address, or an https:// origin without a port; by default VOT_PUBLIC_URL when it is one."""
+    value = env.get("VOT_VAPID_SUBJECT")
+    if not value:
+        public = _public_url(env)
+        host = public.removeprefix("https://")
+        plain = public.startswith("https://") and ":" not in host and "/" not in host
+        return public if plain else "mailto:vot@localhost"
+    mail = value.startswith("mailto:") and "@" in value
+    site = value.startswith("https://") and not any(c in value[8:] for c in ":/")
+    if not (mail or site):
+        raise ConfigError(
+            "VOT_VAPID_SUBJECT must be mailto:someone@example.org or an https:// origin "
+            f"without a port, got {value!r}"
+        )
+    return value
+
+
 def _reminders(env: Mapping[str, str]) -> dict[str, object]:
     """The settings of dose reminders (README "Reminders") and of a reverse proxy in front."""
     return {
@@ -240,7 +259,7 @@ def _reminders(env: Mapping[str, str]) -> dict[str, object]:
         "sms_webhook_url": _http_url(env, "VOT_SMS_WEBHOOK_URL"),
         "sms_webhook_headers": _headers(env, "VOT_SMS_WEBHOOK_HEADERS"),
         "push_services": _origins(env, "VOT_PUSH_SERVICES", DEFAULT_PUSH_SERVICES),
-        "vapid_subject": env.get("VOT_VAPID_SUBJECT") or _public_url(env),
+        "vapid_subject": _vapid_subject(env),
         "trusted_proxies": _int(env, "VOT_TRUSTED_PROXIES", 0, 0, " (0: none)"),
     }
 

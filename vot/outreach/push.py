@@ -56,6 +56,11 @@ def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
+def has_key(settings: Settings) -> bool:
+    """Whether this machine's data folder holds the VAPID key (the web app makes it)."""
+    return (settings.data_dir / KEY_FILE).is_file()
+
+
 def private_key_path(settings: Settings) -> Path:
     """The VAPID private key (PEM), generated on first use; the same one from then on."""
     path = settings.data_dir / KEY_FILE

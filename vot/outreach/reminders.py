@@ -25,13 +25,14 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, and_, exists, func, select
+from sqlalchemy import Connection, exists, select
 from sqlalchemy.exc import IntegrityError
 
 from vot import schema
 from vot.adherence.ledger import latest_course
 from vot.config import Settings
 from vot.db import as_utc
+from vot.outreach import push
 from vot.treatment import courses as course_store
 from vot.treatment import days as ledger_days
 from vot.treatment.course import Course, patient_today
@@ -160,8 +161,14 @@ def _contacts(conn: Connection, settings: Settings) -> list[Any]:
 
 
 def channels(settings: Settings, contact: Any) -> list[str]:
-    """The channels a patient can be reached by now."""
-    found = [PUSH] if contact.push else []
+    """The channels a patient can be reached by now, from this machine.
+
+    Push needs the VAPID key the browsers subscribed with. The web app makes it in its data
+    folder; a sweeper on another machine (``vot worker``) without a copy leaves push reminders
+    to the machine that has it, rather than sign with a key of its own that push services
+    would refuse.
+    """
+    found = [PUSH] if contact.push and push.has_key(settings) else []
     if contact.phone and settings.sms_webhook_url:
         found.append(SMS)
     return found
@@ -425,13 +432,3 @@ def history(conn: Connection, patient_id: int, limit: int = 60) -> list[Sent]:
         Sent(row.dose_date, row.round, row.channel, row.status, as_utc(row.sent_at), row.error)
         for row in conn.execute(query)
     ]
-
-
-def counts_by_day(conn: Connection, patient_id: int) -> dict[date, int]:
-    """Reminders sent to the patient per day (for marks on the calendar)."""
-    query = (
-        select(rem.c.dose_date, func.count())
-        .where(and_(rem.c.patient_id == patient_id, rem.c.status == SENT))
-        .group_by(rem.c.dose_date)
-    )
-    return {day: int(n) for day, n in conn.execute(query)}
