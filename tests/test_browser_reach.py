@@ -70,6 +70,9 @@ def enrol(engine, settings, code: str, start: date) -> str:
 
 @pytest.fixture
 def reach(settings, push_service):
+    from vot.outreach import push
+
+    push.public_key(settings)  # as the web app makes it for the first page it serves
     return settings.with_(push_services=(push_service.origin,), vapid_subject="mailto:tb@x.org")
 
 
