@@ -21,12 +21,22 @@ def create_app(settings: Settings | None = None, enqueue: Enqueue = no_queue) ->
     """
     from review_ui import auth, security
     from review_ui.phone import page as patient
-    from review_ui.phone import support, tus
-    from review_ui.supervisor import bulk, course, followup, media, outreach, patients, spotcheck
+    from review_ui.phone import reach, support, tus
+    from review_ui.supervisor import (
+        bulk,
+        contact,
+        course,
+        followup,
+        media,
+        outreach,
+        patients,
+        spotcheck,
+    )
     from review_ui.supervisor import queue as review
 
     settings = settings or load_settings()
     app = Flask(__name__)
+    security.trust_proxies(app, settings.trusted_proxies)
     app.config.update(
         SECRET_KEY=settings.secret_key,
         PERMANENT_SESSION_LIFETIME=timedelta(minutes=settings.session_minutes),
@@ -48,12 +58,14 @@ def create_app(settings: Settings | None = None, enqueue: Enqueue = no_queue) ->
     supervisor = (
         *(review.bp, bulk.bp, spotcheck.bp, media.bp),
         *(patients.bp, followup.bp, course.bp, outreach.bp),
+        contact.bp,  # reminders on the patient's calendar page
     )
     for blueprint in (auth.bp, *supervisor):
         app.register_blueprint(blueprint)
     app.register_blueprint(patient.bp)  # the patient's page /p/TOKEN and /api/v1/me
     app.register_blueprint(tus.bp)  # resumable video uploads at /api/v1/uploads
     app.register_blueprint(support.bp)  # side effects and messages at /api/v1/me
+    app.register_blueprint(reach.bp)  # its service worker, manifest, reminders and push
     from review_ui import analyst, fhir
 
     app.register_blueprint(analyst.bp)

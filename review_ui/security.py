@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Authenticated by an Authorization: Bearer token, never the session cookie; a cross-site page
 # cannot send that header, so a CSRF token would protect nothing there.
-BEARER_BLUEPRINTS = frozenset({"tus", "support"})
+BEARER_BLUEPRINTS = frozenset({"tus", "support", "reach"})
 
 FRIENDLY = {
     400: "The request could not be understood.",
@@ -76,6 +76,17 @@ def content_security_policy(storage_url: str, s3_endpoint_url: str | None) -> st
         f"default-src 'self'; img-src {media}; media-src {media}; object-src 'none'; "
         "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
     )
+
+
+def trust_proxies(app: Flask, count: int) -> None:
+    """Behind ``count`` reverse proxies (README "HTTPS"), take the client's address, scheme and
+    host from their X-Forwarded-* headers: secure cookies, links and the login limiter need
+    them. With 0 the headers are ignored (anyone could send them)."""
+    if count:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        proxied = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
+        app.wsgi_app = proxied  # type: ignore[method-assign]
 
 
 def init_app(app: Flask, csp: str) -> None:

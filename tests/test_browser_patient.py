@@ -69,7 +69,8 @@ def camera_file(folder: Path, name: str, dark: bool = False) -> Path:
     return out
 
 
-def launch(playwright, y4m: Path):
+def launch(playwright, y4m: Path, *extra: str):
+    """Chromium whose fake front camera plays ``y4m`` (``extra``: more command-line flags)."""
     return playwright.chromium.launch(
         executable_path=str(CHROMIUM),
         args=[
@@ -80,6 +81,7 @@ def launch(playwright, y4m: Path):
             "--use-fake-device-for-media-stream",
             "--use-fake-ui-for-media-stream",
             f"--use-file-for-fake-video-capture={y4m}",
+            *extra,
         ],
     )
 

@@ -59,3 +59,49 @@ def test_s3_settings(tmp_path: Path) -> None:
         "http://127.0.0.1:9000",
         "AES256",
     )
+
+
+def test_reminder_settings(tmp_path: Path) -> None:
+    base = {"VOT_DATA_DIR": str(tmp_path)}
+    s = load_settings(base)
+    assert s.sms_webhook_url is None and s.second_reminder_after_min == 120
+    assert s.vapid_subject == "mailto:vot@localhost"  # http:// is no VAPID subject
+    assert "https://fcm.googleapis.com" in s.push_services
+    s = load_settings(
+        {
+            **base,
+            "VOT_PUBLIC_URL": "https://vot.example.org",
+            "VOT_SMS_WEBHOOK_URL": "https://sms.example.org/send",
+            "VOT_SMS_WEBHOOK_HEADERS": '{"Authorization": "Bearer k"}',
+            "VOT_PUSH_SERVICES": "http://127.0.0.1:9999, https://*.push.example",
+            "VOT_SECOND_REMINDER_AFTER_MIN": "0",
+            "VOT_TRUSTED_PROXIES": "1",
+        }
+    )
+    assert s.vapid_subject == "https://vot.example.org"
+    assert s.sms_webhook_headers == (("Authorization", "Bearer k"),)
+    assert s.push_services == ("http://127.0.0.1:9999", "https://*.push.example")
+    assert (s.second_reminder_after_min, s.trusted_proxies) == (0, 1)
+    assert "Bearer k" not in repr(s)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("VOT_SMS_WEBHOOK_URL", "sms.example.org", "http:// or https://"),
+        ("VOT_SMS_WEBHOOK_HEADERS", '["x"]', "JSON object of header names"),
+        ("VOT_SMS_WEBHOOK_HEADERS", '{"X-Key": 1}', "JSON object of header names"),
+        ("VOT_SMS_WEBHOOK_HEADERS", "{not json", "JSON object of header names"),
+        ("VOT_PUSH_SERVICES", "fcm.googleapis.com", "list of origins"),
+        ("VOT_PUSH_SERVICES", "https://x.org/path", "list of origins"),
+        ("VOT_VAPID_SUBJECT", "http://vot.example.org", "mailto:"),
+        ("VOT_VAPID_SUBJECT", "https://vot.example.org:8443", "without a port"),
+        ("VOT_SECOND_REMINDER_AFTER_MIN", "-5", "at least 0"),
+        ("VOT_TRUSTED_PROXIES", "x", "whole number"),
+    ],
+)
+def test_malformed_reminder_settings(tmp_path: Path, key: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as refused:
+        load_settings({"VOT_DATA_DIR": str(tmp_path), key: value})
+    if key == "VOT_SMS_WEBHOOK_HEADERS":
+        assert value not in str(refused.value)  # it may hold a secret

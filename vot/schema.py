@@ -384,6 +384,7 @@ reminders = Table(
     Column("sent_at", DateTime(timezone=True), nullable=True),
     UniqueConstraint("patient_id", "dose_date", "round", "channel", name="uq_reminder"),
     Index("ix_reminders_due", "status", "next_attempt_at"),
+    Index("ix_reminders_day", "dose_date", "patient_id"),
 )
 
 # Migration 9: a browser's Web Push subscription for a patient's page (RFC 8030/8291/8292).

@@ -1,4 +1,5 @@
-"""The sweeper: re-queues lost work, applies retention, keeps the analysts' snapshot fresh.
+"""The sweeper: re-queues lost work, applies retention, keeps the analysts' snapshot fresh and
+sends the dose reminders that are due.
 
 The database says what still needs doing; Redis only carries the work. :func:`sweep` compares
 the two: a submission still processing whose job is gone (Redis flushed or restarted), failed
@@ -14,6 +15,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from redis import Redis
@@ -32,6 +34,7 @@ SWEEP_EVERY_S = 30.0
 RETENTION_BATCH = 500  # submissions per kind per pass: a modest, steady rate on the store
 RETENTION_FIRST_AFTER_S = 60.0  # not in the rush of starting up
 ANALYTICS_CHECK_EVERY_S = 60.0  # how often the snapshot's age is looked at (a cheap query)
+REMINDERS_EVERY_S = 60.0
 # rq's worker heartbeats every job_monitoring_interval (30 s) while a job runs.
 HEARTBEAT_GRACE_S = 120
 # A deferred job waits on another; for the stage a submission is at, only these make progress.
@@ -147,16 +150,48 @@ def _analytics_in_background(settings: Settings) -> None:
         )
 
 
+def reminders_pass(settings: Settings) -> None:
+    """Send the dose reminders due now and retry those whose time came (logged, never raised:
+    a gateway or database failure leaves them for the next pass)."""
+    from vot.outreach.dispatch import send_due
+
+    try:
+        send_due(get_engine(settings), settings)
+    except Exception:
+        logger.exception("sending reminders failed; trying again in %.0f s", REMINDERS_EVERY_S)
+
+
+def _in_background(
+    running: threading.Thread | None,
+    target: Callable[[Settings], object],
+    settings: Settings,
+    name: str,
+) -> threading.Thread:
+    """Start ``target`` in a thread unless the last one still runs; the thread running it."""
+    if running is not None and running.is_alive():
+        return running
+    thread = threading.Thread(target=target, args=(settings,), name=name, daemon=True)
+    thread.start()
+    return thread
+
+
 def sweeper_loop(settings: Settings, stop: threading.Event, every_s: float = SWEEP_EVERY_S) -> None:
     """Until ``stop`` is set: re-queue lost work every ``every_s`` seconds, apply retention
     every ``settings.retention_every_s`` and keep the analysts' snapshot younger than
     ``settings.analytics_every_s`` (when not 0). The snapshot is recomputed in a thread of its
-    own (minutes at national scale), so lost work is not left waiting meanwhile."""
+    own (minutes at national scale), so lost work is not left waiting meanwhile; so are the
+    dose reminders, every :data:`REMINDERS_EVERY_S`, so a gateway that is down holds up
+    nothing else."""
     redis = connect(queue_url(settings))
     next_retention = time.monotonic() + RETENTION_FIRST_AFTER_S
     next_analytics = time.monotonic() + RETENTION_FIRST_AFTER_S
+    next_reminders = time.monotonic()
     analytics: threading.Thread | None = None
+    reminders: threading.Thread | None = None
     while not stop.is_set():
+        if time.monotonic() >= next_reminders:
+            next_reminders = time.monotonic() + REMINDERS_EVERY_S
+            reminders = _in_background(reminders, reminders_pass, settings, "vot-reminders")
         try:
             sweep(redis, settings)
         except Exception:  # keep sweeping: a Redis or database blip must not end the loop
@@ -169,14 +204,12 @@ def sweeper_loop(settings: Settings, stop: threading.Event, every_s: float = SWE
                 logger.exception(
                     "retention failed; trying again in %.0f s", settings.retention_every_s
                 )
-        idle = analytics is None or not analytics.is_alive()
-        if settings.analytics_every_s and idle and time.monotonic() >= next_analytics:
+        if settings.analytics_every_s and time.monotonic() >= next_analytics:
             next_analytics = time.monotonic() + ANALYTICS_CHECK_EVERY_S
-            analytics = threading.Thread(
-                target=_analytics_in_background, args=(settings,), name="vot-analytics", daemon=True
+            analytics = _in_background(
+                analytics, _analytics_in_background, settings, "vot-analytics"
             )
-            analytics.start()
-        stop.wait(every_s)
+        stop.wait(min(every_s, max(0.0, next_reminders - time.monotonic())))
 
 
 def start_sweeper(settings: Settings) -> tuple[threading.Thread, threading.Event]:

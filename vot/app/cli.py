@@ -12,12 +12,12 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from vot.app.commands import course, data, people, pipeline, scorer
+from vot.app.commands import course, data, people, pipeline, reminders, scorer
 from vot.config import ConfigError, load_settings
 
 logger = logging.getLogger("vot")
 
-COMMAND_GROUPS = (pipeline, scorer, people, course, data)
+COMMAND_GROUPS = (pipeline, scorer, people, course, data, reminders)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,8 +57,10 @@ def _is_user_error(exc: Exception) -> bool:
     from vot.accounts import AccountError
     from vot.adherence.export import SnapshotAsOf
     from vot.adherence.outcomes import OutcomeError
+    from vot.app.serve import TLSError
     from vot.intake.ingest import IngestError
     from vot.media import MediaError
+    from vot.outreach.contact import ContactError
     from vot.reporting import ReportingError
     from vot.retention.erasure import ErasureError
     from vot.storage import StorageError
@@ -70,6 +72,8 @@ def _is_user_error(exc: Exception) -> bool:
     known = (
         ConfigError,
         AccountError,
+        ContactError,
+        TLSError,
         ErasureError,
         IngestError,
         MediaError,

@@ -1,7 +1,8 @@
 """Erasure: every stored video of one patient goes at once, at their request; decisions stay.
 
 :func:`erase_patient` (``vot patient erase`` and the patient page) first revokes the patient's
-upload links, then removes raw uploads, review copies, posters, stills and unfinished uploads.
+upload links and deletes the phone number and push subscriptions, then removes raw uploads,
+review copies, posters, stills and unfinished uploads.
 Processing of their unfinished videos stops. Objects are deleted first and the deletion
 recorded after, so an erasure cut short is finished by running it again, which is harmless.
 """
@@ -21,6 +22,7 @@ from vot.config import Settings
 from vot.db import as_utc, audit, utcnow
 from vot.intake import uploads
 from vot.intake import writes as upload_writes
+from vot.outreach import reminders
 from vot.pipeline import machine
 from vot.retention.objects import DECIDED, raw_needed_elsewhere, remove_derived
 from vot.storage import Storage
@@ -166,8 +168,9 @@ def erase_patient(
     """Erase every stored video of patient ``code`` at their request; keep the decisions.
 
     First revokes the patient's upload links, so that no new video arrives while (or after) the
-    stored ones are removed; a supervisor issues a new link with ``vot patient rotate-link``
-    when the patient goes on recording. Removes raw uploads, review copies, posters, stills and
+    stored ones are removed, and deletes their phone number and push subscriptions; a
+    supervisor issues a new link with ``vot patient rotate-link`` when the patient goes on
+    recording. Removes raw uploads, review copies, posters, stills and
     unfinished uploads. Submissions still being processed are rejected with
     :data:`ERASED_REASON`, which stops their jobs; the ones waiting for review stay for a
     supervisor to decide without the video. Repeating it is harmless; each call is one
@@ -185,6 +188,7 @@ def erase_patient(
     report = ErasureReport(patient.id, patient.code)
     with engine.begin() as conn:
         report.links_revoked = tokens.revoke(conn, code, actor)
+        reminders.erase(conn, patient.id)  # the phone number and push subscriptions go too
     report.uploads = _remove_uploads(engine, settings, patient.id)
     with engine.begin() as conn:
         # First stop the processing, so no job starts on a video that is about to go.

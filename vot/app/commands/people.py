@@ -6,25 +6,29 @@ import argparse
 import sys
 from datetime import date
 
-from vot.app.commands import course
+from vot.app.commands import course, reminders
 from vot.app.commands.common import Subparsers, a_date, group, upgraded
 from vot.config import Settings
 
 
 def cmd_patient_add(settings: Settings, args: argparse.Namespace) -> int:
     from vot import accounts
+    from vot.outreach import contact
     from vot.treatment import courses
 
+    given = reminders.checked_contact(args)  # before anything is written
     with upgraded(settings).begin() as conn:
         clinic_id = accounts.ensure_clinic(conn, args.clinic, args.district or "")
         patient, created = accounts.add_patient(
             conn, args.code, clinic_id, args.start or date.today(), args.tz, regimen_id=args.regimen
         )
         course = courses.latest(conn, patient.id)
+        found = contact.update(conn, patient.id, "cli", **given)
     verb = "enrolled" if created else "already enrolled"
     print(
         f"patient {patient.code} {verb} on {course.regimen.id} from {course.start} to "
-        f"{course.nominal_last} (clinic {args.clinic}, time zone {patient.timezone})"
+        f"{course.nominal_last} (clinic {args.clinic}, time zone {patient.timezone}; "
+        f"{reminders.describe(found)})"
     )
     return 0
 
@@ -85,6 +89,7 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--start", type=a_date, help="regimen start (default today)")
     p.add_argument("--tz", default="UTC", help="IANA time zone, e.g. Asia/Shanghai")
     p.add_argument("--regimen", help="regimen id (default 6HRZE; see vot regimen list)")
+    reminders.add_contact_options(p)
     for action, help_ in (
         ("link", "print the patient's personal upload link"),
         ("rotate-link", "revoke the patient's link and print a new one"),
@@ -94,6 +99,7 @@ def register(sub: Subparsers) -> None:
         p.set_defaults(fn=cmd_patient_link)
         p.add_argument("code")
     course.add_patient_actions(patient)
+    reminders.add_patient_contact(patient)
     p = patient.add_parser(
         "erase", help="erase every stored video of a patient at their request (decisions stay)"
     )

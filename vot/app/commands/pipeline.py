@@ -29,9 +29,12 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    from vot.app.serve import serve
+    from vot.app.serve import TLS, TLSError, serve
 
-    serve(settings, args.host, args.port, args.workers)
+    if (args.certfile is None) != (args.keyfile is None):
+        raise TLSError("give both --certfile and --keyfile to serve HTTPS")
+    tls = TLS(args.certfile, args.keyfile) if args.certfile else None
+    serve(settings, args.host, args.port, args.workers, tls)
     return 0
 
 
@@ -116,6 +119,8 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=positive, default=8000)
     p.add_argument("--workers", type=positive, default=2)
+    p.add_argument("--certfile", type=Path, help="serve HTTPS: the certificate chain (PEM)")
+    p.add_argument("--keyfile", type=Path, help="serve HTTPS: its private key (PEM)")
     p = add(sub, "worker", cmd_worker, "run queue workers only (for extra machines)")
     p.add_argument("--burst", action="store_true", help="stop when the queues are empty")
     p.add_argument("--no-sweep", action="store_true", help="do not re-queue lost work")
