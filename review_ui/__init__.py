@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import Flask, jsonify, redirect
+from flask import Blueprint, Flask, jsonify, redirect
 from werkzeug.wrappers import Response
 
 from vot.config import Settings, load_settings
@@ -12,14 +12,10 @@ from vot.db import get_engine
 from vot.intake.ingest import Enqueue, no_queue
 
 
-def create_app(settings: Settings | None = None, enqueue: Enqueue = no_queue) -> Flask:
-    """Build the app for ``settings`` (from the ``VOT_*`` environment when None).
-
-    ``enqueue`` queues each finished upload (``vot serve`` passes the rq queue's, see
-    :func:`workers.queue.enqueuer`); without it the sweeper queues uploads within a minute.
-    The database must already be migrated (``vot serve`` and the tests do that first).
-    """
-    from review_ui import auth, security
+def _blueprints() -> tuple[Blueprint, ...]:
+    """Every part of the app: the supervisors' pages, the patient's page and its APIs, the
+    analysts' dashboard and API."""
+    from review_ui import analyst, auth, fhir
     from review_ui.phone import page as patient
     from review_ui.phone import reach, support, tus
     from review_ui.supervisor import (
@@ -33,6 +29,29 @@ def create_app(settings: Settings | None = None, enqueue: Enqueue = no_queue) ->
         spotcheck,
     )
     from review_ui.supervisor import queue as review
+
+    supervisor = (
+        *(auth.bp, review.bp, bulk.bp, spotcheck.bp, media.bp),
+        *(patients.bp, followup.bp, course.bp, outreach.bp),
+        contact.bp,  # reminders on the patient's calendar page
+    )
+    phone = (
+        patient.bp,  # the patient's page /p/TOKEN and /api/v1/me
+        tus.bp,  # resumable video uploads at /api/v1/uploads
+        support.bp,  # side effects and messages at /api/v1/me
+        reach.bp,  # its service worker, manifest, reminders and push
+    )
+    return (*supervisor, *phone, analyst.bp, fhir.bp)  # fhir: /api/v1/fhir/Bundle
+
+
+def create_app(settings: Settings | None = None, enqueue: Enqueue = no_queue) -> Flask:
+    """Build the app for ``settings`` (from the ``VOT_*`` environment when None).
+
+    ``enqueue`` queues each finished upload (``vot serve`` passes the rq queue's, see
+    :func:`workers.queue.enqueuer`); without it the sweeper queues uploads within a minute.
+    The database must already be migrated (``vot serve`` and the tests do that first).
+    """
+    from review_ui import auth, security
 
     settings = settings or load_settings()
     app = Flask(__name__)
@@ -55,21 +74,8 @@ def create_app(settings: Settings | None = None, enqueue: Enqueue = no_queue) ->
     security.init_app(
         app, security.content_security_policy(settings.storage_url, settings.s3_endpoint_url)
     )
-    supervisor = (
-        *(review.bp, bulk.bp, spotcheck.bp, media.bp),
-        *(patients.bp, followup.bp, course.bp, outreach.bp),
-        contact.bp,  # reminders on the patient's calendar page
-    )
-    for blueprint in (auth.bp, *supervisor):
+    for blueprint in _blueprints():
         app.register_blueprint(blueprint)
-    app.register_blueprint(patient.bp)  # the patient's page /p/TOKEN and /api/v1/me
-    app.register_blueprint(tus.bp)  # resumable video uploads at /api/v1/uploads
-    app.register_blueprint(support.bp)  # side effects and messages at /api/v1/me
-    app.register_blueprint(reach.bp)  # its service worker, manifest, reminders and push
-    from review_ui import analyst, fhir
-
-    app.register_blueprint(analyst.bp)
-    app.register_blueprint(fhir.bp)  # the FHIR export at /api/v1/fhir/Bundle
 
     @app.get("/healthz")
     def healthz() -> Response:

@@ -34,6 +34,27 @@ class Decision:
     status: str
 
 
+def _checked(verdict: str, reason: str | None, note: str | None) -> tuple[str | None, str | None]:
+    """The reason and note a verdict is recorded with.
+
+    Raises:
+        ReviewError: unknown verdict, a rejection without a listed reason, or a note too long.
+    """
+    if verdict not in VERDICTS:
+        raise ReviewError(f"verdict must be one of {', '.join(VERDICTS)}, got {verdict!r}")
+    reason = (reason or "").strip() or None
+    if verdict == "reject" and reason not in REJECT_REASONS:
+        raise ReviewError(f"pick a reason for rejecting: {', '.join(REJECT_REASONS)}")
+    if verdict == "accept":
+        reason = None
+    elif verdict == "unclear":
+        reason = reason or UNCLEAR_REASON
+    note = (note or "").strip() or None
+    if note and len(note) > MAX_NOTE:
+        raise ReviewError(f"a note holds at most {MAX_NOTE} characters")
+    return reason, note
+
+
 def record_verdict(
     conn: Connection,
     reviewer: Reviewer,
@@ -54,18 +75,7 @@ def record_verdict(
         NotFound: no such submission in the reviewer's clinic.
         Conflict: the video was decided already.
     """
-    if verdict not in VERDICTS:
-        raise ReviewError(f"verdict must be one of {', '.join(VERDICTS)}, got {verdict!r}")
-    reason = (reason or "").strip() or None
-    if verdict == "reject" and reason not in REJECT_REASONS:
-        raise ReviewError(f"pick a reason for rejecting: {', '.join(REJECT_REASONS)}")
-    if verdict == "accept":
-        reason = None
-    elif verdict == "unclear":
-        reason = reason or UNCLEAR_REASON
-    note = (note or "").strip() or None
-    if note and len(note) > MAX_NOTE:
-        raise ReviewError(f"a note holds at most {MAX_NOTE} characters")
+    reason, note = _checked(verdict, reason, note)
     found = item(conn, reviewer, sub_id, history=False)
     current = found.status
     if current not in DECIDABLE:
