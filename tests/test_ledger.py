@@ -167,6 +167,22 @@ def ledgers(draw: st.DrawFn) -> dict:
         defs=Definitions(ltfu_days=2, intensive_days=1, completion_window_pct=100),
     )
 )
+@example(  # a Friday-only course's Saturday: two calendar days without a dose (found in CI)
+    case=dict(
+        start=date(2024, 1, 19),
+        length=2,
+        per_week=7,
+        mask=16,
+        videos=[],
+        excusals=[],
+        end=None,
+        now=datetime(2024, 1, 21, tzinfo=UTC),
+        tz="UTC",
+        dpd=1,
+        as_of=None,
+        defs=Definitions(ltfu_days=2, intensive_days=1, completion_window_pct=100),
+    )
+)
 def test_ledger_figures_equal_the_pure_definition(engine, case: dict) -> None:
     start = case["start"]
     with engine.begin() as conn:

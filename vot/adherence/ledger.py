@@ -119,7 +119,6 @@ class _Plan:
     span: int
     due: tuple[int, ...]
     gather: Callable[[str], str]
-    daily: bool  # the due days are every day: a gap in days is a run of dose days
     planned: Callable[[str], str]
     doses: int | None
     planned_count: int
@@ -136,7 +135,6 @@ def _plan(key: Shape, pct: int) -> _Plan:
         span,
         due,
         _gatherer(due),
-        bool(due) and due == tuple(range(len(due))),  # none due: gaps are calendar days
         _gatherer(rule.planned),
         rule.doses,
         len(rule.planned),
@@ -170,11 +168,13 @@ def from_days(course: Course, text: str, when: Counting, defs: Definitions = STA
         and every[at] in TAKEN
     )
     counted = chars + every[at] if bonus else chars
-    if plan.daily:
-        gap = _runs(chars) if end >= 0 else 0
+    if end < 0:
+        gap = 0
+    elif counted_days == end + 1:  # every day so far was a dose day: a gap is a run of them
+        gap = _runs(chars)
     else:
         covered = [plan.due[i] for i, ch in enumerate(chars) if ch in COVERED]
-        gap = _gap(covered, end + 1) if end >= 0 else 0
+        gap = _gap(covered, end + 1)
     intensive = chars[: bisect.bisect_left(plan.due, defs.intensive_days)]
     if bonus and today < defs.intensive_days:
         intensive += every[at]
