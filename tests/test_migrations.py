@@ -69,7 +69,7 @@ def test_version_5_database_gets_the_retention_columns_keeping_its_rows(engine) 
             {"day": date(2024, 3, 1), "now": now},
         )
     assert current_version(engine) == 5
-    assert upgrade(engine) == [6, 7, 8, 9]
+    assert upgrade(engine) == list(range(6, HEAD + 1))
     s = schema.submissions
     with engine.connect() as conn:
         columns = {c["name"] for c in inspect(conn).get_columns("submissions")}
@@ -105,7 +105,7 @@ def test_version_6_snapshot_gets_the_export_columns_keeping_its_rows(engine) -> 
             {"start": date(2024, 3, 1), "now": now, "yes": True, "no": False},
         )
     assert current_version(engine) == 6
-    assert upgrade(engine) == [7, 8, 9]
+    assert upgrade(engine) == list(range(7, HEAD + 1))
     with engine.connect() as conn:
         columns = {c["name"] for c in inspect(conn).get_columns("adherence_snapshot")}
         assert {"pseudonym", "clinic", "district", "record"} <= columns
@@ -157,7 +157,7 @@ def test_version_7_database_gets_courses_and_its_day_ledger_filled_in(engine) ->
                 },
             )
     assert current_version(engine) == 7
-    assert upgrade(engine) == [8, 9]
+    assert upgrade(engine) == list(range(8, HEAD + 1))
     r = schema.regimens
     with engine.connect() as conn:
         row = conn.execute(select(r.c.regimen_id, r.c.days, r.c.outcome)).one()

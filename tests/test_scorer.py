@@ -25,7 +25,7 @@ from workers.scoring.scorer import MODEL_VERSION, Scorer, ScoreResult
 # When the fingertips are at the lips, read off the frames by eye (ffmpeg to PNG, 15 fps).
 TRUTH = {"asl_eat.mkv": (0.53, 1.0), "asl_thanks.mkv": (0.4, 0.67)}
 KEYS = {"confidence", "face_visible", "max_faces", "events", "quality", "reasons"}
-KEYS |= {"model_version", "key_moment_s", "timings"}
+KEYS |= {"model_version", "key_moment_s", "timings", "fingerprint"}
 # What the scorer does not see yet, per test (issue 16: a palm or an object at the mouth, a face
 # of 30 px). Strict: the day one passes, its marker must go.
 PALM = "the palm hides the lips the touch is measured against"

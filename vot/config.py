@@ -64,6 +64,9 @@ class Settings:
     push_services: tuple[str, ...] = ()
     vapid_subject: str = ""
     trusted_proxies: int = 0  # reverse proxies in front whose X-Forwarded-* headers are trusted
+    # A video is compared with the patient's own earlier videos and with the clinic's other
+    # patients' videos of this many days (0: the patient's own only) to find one sent again.
+    replay_clinic_days: int = 14
     log_level: str = "INFO"
 
     @property
@@ -116,6 +119,7 @@ _KNOWN = {
     "VOT_PUSH_SERVICES",
     "VOT_VAPID_SUBJECT",
     "VOT_TRUSTED_PROXIES",
+    "VOT_REPLAY_CLINIC_DAYS",
 }
 # The push services of the browsers patients use (Chrome and Android, Firefox, Safari, Edge).
 # A subscription naming any other endpoint is refused: the server never posts elsewhere.
@@ -290,6 +294,23 @@ def _secret_key(env: Mapping[str, str], data_dir: Path) -> str:
     return made.decode().strip()
 
 
+def _retention(env: Mapping[str, str]) -> dict[str, int]:
+    """The retention settings; the review copy is never kept for less time than the raw."""
+    retain_raw = _int(env, "VOT_RETAIN_RAW_DAYS", 7)
+    retain_review = _int(env, "VOT_RETAIN_REVIEW_DAYS", 90)
+    if retain_review < retain_raw:
+        # The review copy is the evidence a decision rests on; it never goes before the raw.
+        raise ConfigError(
+            f"VOT_RETAIN_REVIEW_DAYS ({retain_review}) must be at least "
+            f"VOT_RETAIN_RAW_DAYS ({retain_raw})"
+        )
+    return {
+        "retain_raw_days": retain_raw,
+        "retain_review_days": retain_review,
+        "retention_every_s": _int(env, "VOT_RETENTION_EVERY_S", 3600),
+    }
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build settings from ``VOT_*`` variables (``os.environ`` by default).
 
@@ -310,14 +331,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     level = (env.get("VOT_LOG_LEVEL") or "INFO").upper()
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise ConfigError(f"VOT_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
-    retain_raw = _int(env, "VOT_RETAIN_RAW_DAYS", 7)
-    retain_review = _int(env, "VOT_RETAIN_REVIEW_DAYS", 90)
-    if retain_review < retain_raw:
-        # The review copy is the evidence a decision rests on; it never goes before the raw.
-        raise ConfigError(
-            f"VOT_RETAIN_REVIEW_DAYS ({retain_review}) must be at least "
-            f"VOT_RETAIN_RAW_DAYS ({retain_raw})"
-        )
     return Settings(
         data_dir=data_dir,
         database_url=database_url,
@@ -342,11 +355,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         demo_password=env.get("VOT_DEMO_PASSWORD") or None,
         session_minutes=_int(env, "VOT_SESSION_MINUTES", 480),
         stale_after_s=_int(env, "VOT_STALE_AFTER_S", 900),
-        retain_raw_days=retain_raw,
-        retain_review_days=retain_review,
-        retention_every_s=_int(env, "VOT_RETENTION_EVERY_S", 3600),
         analytics_every_s=_int(env, "VOT_ANALYTICS_EVERY_S", 3600, 0, " (0 turns it off)"),
         dose_deadline=_clock(env, "VOT_DOSE_DEADLINE", "20:00"),
         escalate_after_missed=_int(env, "VOT_ESCALATE_AFTER_MISSED", 3),
+        replay_clinic_days=_int(
+            env, "VOT_REPLAY_CLINIC_DAYS", 14, 0, " (0: the patient's own videos only)"
+        ),
         log_level=level,
-    ).with_(**_reminders(env))
+    ).with_(**_reminders(env), **_retention(env))

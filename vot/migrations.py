@@ -129,6 +129,10 @@ def _v9_patient_contact(conn: Connection) -> None:
         table.create(conn, checkfirst=True)
 
 
+def _v10_fingerprints(conn: Connection) -> None:
+    schema.fingerprints.create(conn, checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -154,6 +158,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "keeping patients on treatment: reminders, push subscriptions, side effects, messages",
         _v9_patient_contact,
     ),
+    Migration(10, "replays: each scored video's perceptual fingerprint", _v10_fingerprints),
 )
 HEAD = MIGRATIONS[-1].version
 

@@ -88,7 +88,9 @@ def score(sub_id: int) -> str:
         except MediaError as exc:
             pipeline.reject_unusable(engine, sub_id, f"unusable video: {exc}")
             return f"rejected: {exc}"
-    status = pipeline.record_score(engine, sub_id, scored, time.monotonic() - started)
+    status = pipeline.record_score(
+        engine, sub_id, scored, time.monotonic() - started, settings.replay_clinic_days
+    )
     return f"scored: {status}"
 
 

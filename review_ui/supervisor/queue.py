@@ -14,6 +14,7 @@ from vot import schema
 from vot.adherence import ledger
 from vot.db import utcnow
 from vot.outreach import side_effects
+from vot.pipeline import replays
 from vot.review import item as review_item
 from vot.review import queue as review_queue
 from vot.review import scope as review_scope
@@ -112,10 +113,12 @@ def item(sub_id: int) -> Any:
         prev_id, next_id = _walk(conn, sub_id, -1), _walk(conn, sub_id, 1)
         waiting = review_queue.queue_size(conn, g.user)
         urgent = side_effects.open_urgent(conn, [detail.patient_id]).get(detail.patient_id, [])
+        replayed = replays.same_as(conn, sub_id)
     return render_template(
         "item.html",
         item=detail,
         urgent=urgent,
+        replayed=replayed,
         adherence=figures,
         prev_id=prev_id,
         next_id=next_id,

@@ -21,8 +21,9 @@ from sqlalchemy.exc import IntegrityError
 
 from vot import schema
 from vot.db import as_utc, audit, utcnow
+from vot.pipeline import replays
 from vot.treatment import days
-from vot.triage.bands import AUTO_ACCEPT, Triaged
+from vot.triage.bands import AUTO_ACCEPT, Triaged, with_reason
 
 logger = logging.getLogger(__name__)
 
@@ -219,15 +220,29 @@ def _insert_score(conn: Connection, sub_id: int, scored: Triaged, processing_s: 
         logger.info("submission %s already has a score for this model; keeping it", sub_id)
 
 
-def record_score(engine: Engine, sub_id: int, scored: Triaged, processing_s: float) -> str | None:
+def record_score(
+    engine: Engine,
+    sub_id: int,
+    scored: Triaged,
+    processing_s: float,
+    replay_clinic_days: int = replays.CLINIC_DAYS,
+) -> str | None:
     """Store the score and move the submission to its band; returns the new status.
 
     Only a video in the auto-accept band skips the person: the reject band still goes to a
-    supervisor (ranked last), because a rejection costs the patient a dose.
+    supervisor (ranked last), because a rejection costs the patient a dose. A video that is the
+    same recording as an earlier one (:mod:`vot.pipeline.replays`) gets the reason
+    ``replayed`` and never skips the person.
     """
-    status = AUTO_ACCEPTED if scored.triage.decision == AUTO_ACCEPT else REVIEW
+    fingerprint = list(scored.score.get("fingerprint") or ())
     with engine.begin() as conn:
+        match = replays.find(conn, sub_id, fingerprint, replay_clinic_days)
+        if match is not None:
+            scored = with_reason(scored, replays.REASON)
+        status = AUTO_ACCEPTED if scored.triage.decision == AUTO_ACCEPT else REVIEW
         _insert_score(conn, sub_id, scored, processing_s)
+        if fingerprint:
+            replays.store(conn, sub_id, fingerprint, match.submission_id if match else None)
         if not move(conn, sub_id, status, (SCORING,)):
             return None
         audit(
@@ -237,6 +252,7 @@ def record_score(engine: Engine, sub_id: int, scored: Triaged, processing_s: flo
             f"submission:{sub_id}",
             decision=scored.triage.decision,
             confidence=round(float(scored.score["confidence"]), 4),
+            same_as=match.submission_id if match else None,
         )
     return status
 

@@ -140,6 +140,9 @@ def _record(
             .where(s.c.id.in_(report.submissions), column.is_(None))
             .values({column.name: now})
         )
+    # A video's fingerprint (vot.pipeline.replays) is drawn from its pictures: it goes too.
+    f = schema.fingerprints
+    conn.execute(f.delete().where(f.c.patient_id == report.patient_id))
     audit(
         conn,
         actor,

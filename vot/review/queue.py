@@ -32,8 +32,10 @@ REASON_TEXT = {
     "too_dark": "The video is too dark to see the pill.",
     "blurry": "The video is blurry.",
     "too_short": "The video is very short.",
+    "face_too_small": "The face is too small to see the pill go in.",
     "low_confidence": "No pill-to-mouth movement was seen.",
     "uncertain": "A hand came near the mouth, but the scorer could not be sure.",
+    "replayed": "The same recording as an earlier video: compare the two below.",
 }
 
 s, sc, p, rv = schema.submissions, schema.scores, schema.patients, schema.reviews

@@ -18,7 +18,7 @@ from vot.review.scope import Conflict, Reviewer, ReviewError
 logger = logging.getLogger(__name__)
 
 VERDICTS = {"accept": schema.ACCEPTED, "reject": schema.REJECTED, "unclear": schema.UNCLEAR}
-REJECT_REASONS = ("pill not seen", "not the patient", "video unclear", "other")
+REJECT_REASONS = ("pill not seen", "not the patient", "video unclear", "video sent before", "other")
 UNCLEAR_REASON = "ask the patient to record again"
 DECIDABLE = (schema.REVIEW, schema.AUTO_ACCEPTED)
 MAX_NOTE = 2000

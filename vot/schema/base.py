@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -208,4 +209,19 @@ schema_migrations = Table(
     Column("version", Integer, primary_key=True),
     Column("description", String(200), nullable=False),
     Column("applied_at", DateTime(timezone=True), nullable=False),
+)
+
+# Migration 10: each scored video's perceptual fingerprint (vot.triage.replay), packed 32 bytes a
+# hash, to find a recording sent again; ``same_as`` is the earlier video it was found to repeat.
+fingerprints = Table(
+    "fingerprints",
+    metadata,
+    Column("submission_id", Integer, ForeignKey("submissions.id"), primary_key=True),
+    Column("patient_id", Integer, ForeignKey("patients.id"), nullable=False),
+    Column("clinic_id", Integer, ForeignKey("clinics.id"), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("hashes", LargeBinary, nullable=False),
+    Column("same_as", Integer, ForeignKey("submissions.id"), nullable=True),
+    Index("ix_fingerprints_patient", "patient_id", "submission_id"),
+    Index("ix_fingerprints_clinic", "clinic_id", "received_at"),
 )

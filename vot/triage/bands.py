@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ BLOCKS_AUTO_ACCEPT = frozenset(
         "blurry",
         "too_short",
         "face_too_small",
+        "replayed",  # the same recording as an earlier video (vot.pipeline.replays)
     }
 )
 
@@ -138,6 +139,17 @@ class Triaged:
             "reasons": list(self.triage.reasons),
             "threshold_version": self.threshold_version,
         }
+
+
+def with_reason(scored: Triaged, reason: str) -> Triaged:
+    """``scored`` with ``reason`` first among its reasons; a reason that blocks auto-accept
+    moves an auto-accepted video to review (the other bands stay as they are)."""
+    triage = scored.triage
+    decision = triage.decision
+    if decision == AUTO_ACCEPT and reason in BLOCKS_AUTO_ACCEPT:
+        decision = REVIEW
+    reasons = (reason, *(r for r in triage.reasons if r != reason))
+    return replace(scored, triage=Triage(decision, reasons))
 
 
 def triaged(score: Mapping[str, Any], thresholds: Thresholds) -> Triaged:

@@ -25,6 +25,7 @@ import numpy as np
 from vot.media import MediaError, MediaInfo, probe
 from workers.scoring import events as ev
 from workers.scoring.detect import Detector, DetectorOptions
+from workers.scoring.fingerprint import Hasher
 from workers.scoring.frames import Frame, FrameSamplerOptions, sample_frames
 from workers.scoring.observations import FrameObservation
 from workers.scoring.quality import QUALITY_REASONS, QualityOptions, assess
@@ -168,6 +169,8 @@ class ScoreResult:
         key_moment_s: the best hand-to-mouth moment, where a reviewer should start watching.
         timings: ``decode_s``, ``detect_s`` and ``total_s``.
         model_version: :data:`MODEL_VERSION`.
+        fingerprint: the video's perceptual fingerprint (:mod:`workers.scoring.fingerprint`),
+            which finds a replayed recording.
     """
 
     confidence: float
@@ -179,6 +182,7 @@ class ScoreResult:
     key_moment_s: float | None
     timings: dict[str, float]
     model_version: str = MODEL_VERSION
+    fingerprint: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict with exactly the keys of the scorer contract."""
@@ -192,6 +196,7 @@ class ScoreResult:
             "model_version": self.model_version,
             "key_moment_s": self.key_moment_s,
             "timings": dict(self.timings),
+            "fingerprint": list(self.fingerprint),
         }
 
 
@@ -279,7 +284,7 @@ class Scorer:
         o = self.options
         started = time.monotonic()
         info = probe(path, o.sampler.ffmpeg)
-        observations, decode_s, looked = self._observe(path, info)
+        observations, decode_s, looked, hashes = self._observe(path, info)
         decoded_s = len(observations) / o.sampler.fps
         if info.duration_s > 2.0 and decoded_s < 0.5 * info.duration_s:
             # A cut-off upload: the dose may be in the part that is missing.
@@ -289,7 +294,7 @@ class Scorer:
             )
         track = ev.build_track(observations, o.sampler.fps, o.events)
         duration = info.duration_s or len(observations) / o.sampler.fps
-        result = self._judge(track, duration)
+        result = replace(self._judge(track, duration), fingerprint=hashes)
         result.quality.update(
             duration_s=round(duration, 2),
             frames_analysed=len(observations),
@@ -319,9 +324,10 @@ class Scorer:
 
     def _observe(
         self, path: str | Path, info: MediaInfo
-    ) -> tuple[list[FrameObservation], float, int]:
-        """Every sampled frame's observation, the seconds spent decoding, and how many frames
-        the detector looked at (the others repeat the last look; see :class:`GatingOptions`)."""
+    ) -> tuple[list[FrameObservation], float, int, list[str]]:
+        """Every sampled frame's observation, the seconds spent decoding, how many frames the
+        detector looked at (the others repeat the last look; see :class:`GatingOptions`) and the
+        video's fingerprint."""
         o = self.options
         self._detector.reset()
         observations: list[FrameObservation] = []
@@ -329,13 +335,15 @@ class Scorer:
         looked = 0
         last: FrameObservation | None = None
         before_last: FrameObservation | None = None  # the frame looked at before ``last``
+        hasher = Hasher(o.sampler.fps)
         frames = iter(sample_frames(path, o.sampler, info))
         while True:
             tick = time.monotonic()
             frame = next(frames, None)
             decode_s += time.monotonic() - tick
             if frame is None:
-                return observations, decode_s, looked
+                return observations, decode_s, looked, hasher.hashes
+            hasher.add(frame)
             if (
                 last is not None
                 and frame.index % o.gating.stride
