@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bench import bench_pipeline
-from tests.conftest import video
+from tests.conftest import no_shared_data, video
 
 KEYS = {
     "name",
@@ -46,3 +46,15 @@ def test_bench_pipeline_refuses_without_its_source(tmp_path: Path, monkeypatch) 
     monkeypatch.setattr(bench_pipeline, "SOURCE", tmp_path / "missing.mp4")
     assert bench_pipeline.main(["--json", "--workdir", str(tmp_path)]) == 1
     assert not list(tmp_path.glob("*.mp4"))
+
+
+def test_bench_replay_finds_the_copy_and_nothing_else(tmp_path: Path) -> None:
+    from bench import bench_replay
+
+    if not (bench_replay.CLIPS / "labels.csv").is_file():
+        no_shared_data("real clips")
+    got = bench_replay.measure(f"sqlite:///{tmp_path / 'replay.db'}", clinic=40, noise=22)
+    assert got["candidates"] == 40 + bench_replay.replays.PATIENT_LIMIT - 1
+    assert got["find_replay_matched"] and not got["find_new_matched"]
+    assert not got["naive_new_matched"]  # the quick checks drop nothing the full one finds
+    assert got["find_new_ms"] > 0 and got["naive_over_find"] > 0
