@@ -46,6 +46,9 @@ class FrameSamplerOptions:
             is then at most one source frame away from its nominal time.
         threads: decoder threads. One costs the least CPU; the scorer's models run on another
             core meanwhile, so one decoding thread keeps ahead of them.
+        crop_bars: cut off black bars (a landscape video padded to portrait, or the reverse)
+            before scaling, found on one frame decoded first. The padded video is then the
+            same pictures at the same scale as the one without bars.
     """
 
     fps: float = 12.0
@@ -55,6 +58,7 @@ class FrameSamplerOptions:
     ffmpeg: str | None = None
     skip_nonref: bool = False
     threads: int = 1
+    crop_bars: bool = False
 
 
 @dataclass(frozen=True)
@@ -72,14 +76,67 @@ def _drain(stream: object, tail: collections.deque[str]) -> None:
         tail.append(raw.decode("utf-8", "replace").rstrip())
 
 
+def content_box(
+    gray: np.ndarray, black: int = 24, min_bar: float = 0.04
+) -> tuple[int, int, int, int]:
+    """The picture inside black bars (letterbox or pillarbox padding), as (x, y, width, height).
+
+    A bar is a run of rows or columns from an edge inward whose every pixel is at most
+    ``black`` (luma); bars thinner than ``min_bar`` of the side are kept (a dark edge, not
+    padding). The whole frame when nothing qualifies or the frame is all black.
+    """
+    h, w = gray.shape
+    dark = gray <= black
+    rows, cols = dark.all(axis=1), dark.all(axis=0)
+    if rows.all():
+        return 0, 0, w, h
+
+    def inward(line: np.ndarray) -> tuple[int, int]:
+        lit = np.flatnonzero(~line)
+        start, stop = int(lit[0]), int(lit[-1]) + 1
+        least = int(min_bar * len(line))
+        start = start - start % 2 if start >= least else 0  # even, for 4:2:0 chroma
+        stop = stop + stop % 2 if len(line) - stop >= least else len(line)
+        return start, min(stop, len(line))
+
+    y0, y1 = inward(rows)
+    x0, x1 = inward(cols)
+    return x0, y0, x1 - x0, y1 - y0
+
+
+def _bars(path: Path, info: MediaInfo, opts: FrameSamplerOptions) -> tuple[int, int, int, int]:
+    """:func:`content_box` of one frame a second in (or halfway, for a shorter video).
+
+    The frame is upright and at the displayed size, as the sampling filter sees it; the first
+    frame is not used because videos often fade in from black.
+    """
+    at = min(1.0, info.duration_s / 2) if info.duration_s else 0.0
+    cmd = [ffmpeg_exe(opts.ffmpeg), "-hide_banner", "-nostdin", "-loglevel", "error"]
+    cmd += ["-ss", f"{at:.3f}", "-i", str(path), "-map", "0:v:0", "-frames:v", "1"]
+    cmd += ["-f", "rawvideo", "-pix_fmt", "gray", "pipe:1"]
+    done = subprocess.run(cmd, capture_output=True, timeout=opts.timeout_s, check=False)
+    size = info.width * info.height
+    if done.returncode != 0 or len(done.stdout) < size:
+        return 0, 0, info.width, info.height  # the sampling pass reports any real problem
+    gray = np.frombuffer(done.stdout[:size], dtype=np.uint8).reshape(info.height, info.width)
+    return content_box(gray)
+
+
 def _decode_command(
-    path: Path, info: MediaInfo, opts: FrameSamplerOptions, out_w: int, out_h: int
+    path: Path,
+    info: MediaInfo,
+    opts: FrameSamplerOptions,
+    out_w: int,
+    out_h: int,
+    crop: tuple[int, int, int, int] | None = None,
 ) -> list[str]:
     """The ffmpeg command that writes the sampled frames as raw RGB to its standard output."""
     # ffmpeg rotates before the filter graph runs, so probe's displayed size is the one to scale.
     # Scaling within YUV and then converting the small picture to RGB costs a tenth less than
     # one scaler doing both.
     vf = f"fps={opts.fps:g},scale={out_w}:{out_h}:flags=area,format=yuv420p,setsar=1"
+    if crop is not None:
+        vf = "crop={2}:{3}:{0}:{1},".format(*crop) + vf
     cmd = [ffmpeg_exe(opts.ffmpeg), "-hide_banner", "-nostdin", "-loglevel", "error"]
     cmd += ["-threads", str(opts.threads)]
     if opts.skip_nonref and info.codec in _SKIPPABLE:
@@ -112,9 +169,11 @@ def sample_frames(
     opts = options or FrameSamplerOptions()
     path = Path(path)
     info = info or probe(path, ffmpeg=opts.ffmpeg)
-    out_w, out_h = output_size(info.width, info.height, opts.max_side)
+    box = _bars(path, info, opts) if opts.crop_bars else (0, 0, info.width, info.height)
+    crop = box if box != (0, 0, info.width, info.height) else None
+    out_w, out_h = output_size(box[2], box[3], opts.max_side)
     frame_bytes = out_w * out_h * 3
-    cmd = _decode_command(path, info, opts, out_w, out_h)
+    cmd = _decode_command(path, info, opts, out_w, out_h, crop)
     logger.debug("decoding %s at %sx%s, %s fps", path.name, out_w, out_h, opts.fps)
 
     started = time.monotonic()

@@ -116,11 +116,14 @@ class ScorerOptions:
     960 px on the longer side keep a person two metres from a phone at about 40 px of face,
     where the hand landmarks (run on a zoomed crop) still place a fingertip to a tenth of a
     face width; the face and hand models resize their crops themselves, so only decoding and
-    copying grow with it.
+    copying grow with it. Black bars are cut off before scaling, so a video padded to portrait
+    is sampled at the scale of the same video without them.
     """
 
     sampler: FrameSamplerOptions = field(
-        default_factory=lambda: FrameSamplerOptions(fps=10.0, max_side=960, skip_nonref=True)
+        default_factory=lambda: FrameSamplerOptions(
+            fps=10.0, max_side=960, skip_nonref=True, crop_bars=True
+        )
     )
     gating: GatingOptions = field(default_factory=GatingOptions)
     detector: DetectorOptions = field(default_factory=DetectorOptions)
