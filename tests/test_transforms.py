@@ -132,6 +132,9 @@ def test_black_bars_are_found_and_dark_edges_are_not() -> None:
     gray[:20], gray[80:] = 0, 10  # letterbox bars, one of them not quite black
     assert content_box(gray) == (0, 20, 60, 60)
     edge = np.full((100, 60), 120, dtype=np.uint8)
-    edge[:2] = 0  # two dark rows: the picture's own edge, not padding
+    edge[:2], edge[98:] = 0, 0  # two dark rows each side: the picture's own edge, not padding
     assert content_box(edge) == (0, 0, 60, 100)
+    room = np.full((100, 60), 120, dtype=np.uint8)
+    room[:, :20] = 0  # a dark room on one side of a lit face: no bar on the other side
+    assert content_box(room) == (0, 0, 60, 100)
     assert content_box(np.zeros((100, 60), dtype=np.uint8)) == (0, 0, 60, 100)

@@ -79,7 +79,9 @@ class Detector:
                 min_detection_confidence=0.5,
                 min_tracking_confidence=0.5,
             )
-        self._pose = PoseReader() if o.pose_face_px > 0 else None
+        # Made on the first frame that needs it: most videos never do (about 30 MB and the
+        # models' loading saved).
+        self._pose: PoseReader | None = None
         self._last_face: Face | None = None
         self._last_face_t = -1e9
         self._last_search_t = -1e9
@@ -353,13 +355,15 @@ class Detector:
         mesh reads, and frames with nobody, cost nothing more.
         """
         o = self.options
-        if self._pose is None:
+        if o.pose_face_px <= 0:
             return None
         face = faces[0] if faces else None
         if face is None and t - self._last_face_t <= o.face_hold_s:
             face = self._last_face
         if face is None or (confirmed and face.width >= o.pose_face_px):
             return None
+        if self._pose is None:
+            self._pose = PoseReader()
         return self._pose.read(rgb)
 
     def _observation(

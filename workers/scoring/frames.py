@@ -82,8 +82,10 @@ def content_box(
     """The picture inside black bars (letterbox or pillarbox padding), as (x, y, width, height).
 
     A bar is a run of rows or columns from an edge inward whose every pixel is at most
-    ``black`` (luma); bars thinner than ``min_bar`` of the side are kept (a dark edge, not
-    padding). The whole frame when nothing qualifies or the frame is all black.
+    ``black`` (luma). Padding is centred, so bars come in pairs of about the same size (within
+    2 % of the side); bars thinner than ``min_bar`` of the side, or unpaired (a dark room
+    beside a lit face), are kept as picture. The whole frame when nothing qualifies or the
+    frame is all black.
     """
     h, w = gray.shape
     dark = gray <= black
@@ -94,10 +96,10 @@ def content_box(
     def inward(line: np.ndarray) -> tuple[int, int]:
         lit = np.flatnonzero(~line)
         start, stop = int(lit[0]), int(lit[-1]) + 1
-        least = int(min_bar * len(line))
-        start = start - start % 2 if start >= least else 0  # even, for 4:2:0 chroma
-        stop = stop + stop % 2 if len(line) - stop >= least else len(line)
-        return start, min(stop, len(line))
+        paired = abs(start - (len(line) - stop)) <= 0.02 * len(line) + 2
+        if not paired or min(start, len(line) - stop) < min_bar * len(line):
+            return 0, len(line)
+        return start - start % 2, min(stop + stop % 2, len(line))  # even, for 4:2:0 chroma
 
     y0, y1 = inward(rows)
     x0, x1 = inward(cols)
@@ -105,14 +107,16 @@ def content_box(
 
 
 def _bars(path: Path, info: MediaInfo, opts: FrameSamplerOptions) -> tuple[int, int, int, int]:
-    """:func:`content_box` of one frame a second in (or halfway, for a shorter video).
+    """:func:`content_box` of the key frame nearest before one second in (or halfway).
 
-    The frame is upright and at the displayed size, as the sampling filter sees it; the first
-    frame is not used because videos often fade in from black.
+    The frame is upright and at the displayed size, as the sampling filter sees it. Where that
+    key frame is all black (a fade-in), nothing is cut off.
     """
     at = min(1.0, info.duration_s / 2) if info.duration_s else 0.0
     cmd = [ffmpeg_exe(opts.ffmpeg), "-hide_banner", "-nostdin", "-loglevel", "error"]
-    cmd += ["-ss", f"{at:.3f}", "-i", str(path), "-map", "0:v:0", "-frames:v", "1"]
+    # The key frame at or before that time, decoded alone: no frames decoded up to the time.
+    cmd += ["-noaccurate_seek", "-ss", f"{at:.3f}", "-i", str(path)]
+    cmd += ["-map", "0:v:0", "-frames:v", "1"]
     cmd += ["-f", "rawvideo", "-pix_fmt", "gray", "pipe:1"]
     done = subprocess.run(cmd, capture_output=True, timeout=opts.timeout_s, check=False)
     size = info.width * info.height
