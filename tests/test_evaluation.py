@@ -62,6 +62,13 @@ def test_evaluate_scores_reports_and_writes_files(tmp_path: Path) -> None:
     assert bands["review"] == {"clips": 0, "ingestion": 0, "precision": None, "recall": 0.0}
     assert summary["auto_accept_share"] == 0.25 and summary["no_face_auto_accepted"] == []
     assert summary["unusable"] == ["broken.mp4"]
+    cv = summary["cross_validation"]
+    assert cv["roc_auc"] is not None and len(cv["per_clip"]) == 4
+    assert cv["roc_auc_95"][0] <= cv["roc_auc"] <= cv["roc_auc_95"][1]
+    # One positive of three videos in four auto-accepted; the other clips all reviewed.
+    work = summary["workload"]
+    assert work["doses_reviewed_share"] == 0.0 and work["others_reviewed_share"] == 1.0
+    assert work["minutes_per_100_doses"] == pytest.approx(100 / 9 * 10 / 60, abs=0.01)
 
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["roc_auc"] == 1.0 and len(report["per_clip"]) == 4

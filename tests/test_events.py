@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from workers.scoring import events as ev
+from workers.scoring.evidence import confidence, reliability
 from workers.scoring.observations import Face, FrameObservation, Hand, HandLandmark, Mouth
 from workers.scoring.quality import assess, robust_max_faces
-from workers.scoring.scorer import confidence
 
 FPS = 10.0
 FACE_W = 100.0
@@ -213,10 +213,9 @@ def test_quality_flags() -> None:
     assert robust_max_faces(np.array([1] * 30 + [3])) == 1  # one stray frame is not a crowd
 
 
-def test_confidence_is_monotonic_and_needs_a_face() -> None:
-    values = [confidence(e, True, face_px=100) for e in (0.0, 0.3, 0.5, 0.7, 1.0)]
-    assert values == sorted(values) and values[0] < 0.01 and values[-1] > 0.99
-    assert confidence(0.5, True, face_px=100) == pytest.approx(0.5)
-    assert confidence(1.0, False, face_px=100) < 0.01
-    # A small face scales the evidence down: the same touch seen at 30 px is less certain.
-    assert confidence(1.0, True, face_px=30) < confidence(1.0, True, face_px=100)
+def test_confidence_is_monotonic_in_each_cue() -> None:
+    for cue in ("touch", "covered", "body"):
+        values = [confidence({cue: e}) for e in (0.0, 0.3, 0.5, 0.7, 1.0)]
+        assert values == sorted(values) and values[0] < 0.01 and values[-1] > 0.98, cue
+    # A small face scales the fingertip touch down: the same touch at 30 px is less certain.
+    assert reliability(30.0) < reliability(100.0) == 1.0

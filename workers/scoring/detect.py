@@ -1,9 +1,9 @@
 """Per-frame detection with the MediaPipe models shipped inside the mediapipe wheel.
 
 Only the legacy ``mediapipe.solutions`` graphs whose models are in the wheel are used: face
-detection (full-range model), hands (palm detection + hand landmarks) and face mesh. Pose is not
-used: its only bundled model is the full one, which costs more than all the others together, and
-the face track gives everything the scorer needs from a body (where to look for hands).
+detection (full-range model), hands (palm detection + hand landmarks), face mesh and pose (the
+full model, the only one in the wheel). Pose costs about as much as the hands, so it runs only
+where the face alone cannot show what happens (step 5).
 
 The detectors are chained from coarse to fine so that small, far faces still work:
 
@@ -19,12 +19,18 @@ The detectors are chained from coarse to fine so that small, far faces still wor
    are within a few face widths of it), zoomed so a far person's hands are as large to the model
    as a near person's;
 4. the face mesh runs on a crop around the main face, so its own short-range detector sees a
-   large face even when the person is far from the camera.
+   large face even when the person is far from the camera;
+5. the pose (:mod:`workers.scoring.pose`) is read on frames whose face is under
+   ``pose_face_px`` wide, not confirmed, or hidden for at most ``face_hold_s``: a face the
+   detector found, with the pose's nose and mouth inside its box, counts as real (a far face
+   the mesh cannot read, a face half covered by a hand), and its wrists and fingers are the
+   hands of a person too far for the hand landmarker.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -34,7 +40,8 @@ from workers.scoring.frames import Frame
 from workers.scoring.geometry import iou, quarter_turns, square
 from workers.scoring.graphs import on_calling_thread
 from workers.scoring.hand_tracker import HandTracker
-from workers.scoring.observations import Face, FrameObservation, Hand, Mouth
+from workers.scoring.observations import Body, Face, FrameObservation, Hand, Mouth
+from workers.scoring.pose import PoseReader
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +79,9 @@ class Detector:
                 min_detection_confidence=0.5,
                 min_tracking_confidence=0.5,
             )
+        # Made on the first frame that needs it: most videos never do (about 30 MB and the
+        # models' loading saved).
+        self._pose: PoseReader | None = None
         self._last_face: Face | None = None
         self._last_face_t = -1e9
         self._last_search_t = -1e9
@@ -83,8 +93,9 @@ class Detector:
 
     def reset(self) -> None:
         """Forget the tracks of the previous video."""
-        for graph in (self._faces, self._hands, self._mesh):
-            graph.reset()
+        for graph in (self._faces, self._hands, self._mesh, self._pose):
+            if graph is not None:
+                graph.reset()
         self._last_face = None
         self._last_face_t = -1e9
         self._last_search_t = -1e9
@@ -95,8 +106,9 @@ class Detector:
 
     def close(self) -> None:
         """Release the MediaPipe graphs."""
-        for graph in (self._faces, self._hands, self._mesh):
-            graph.close()
+        for graph in (self._faces, self._hands, self._mesh, self._pose):
+            if graph is not None:
+                graph.close()
 
     def __enter__(self) -> Detector:
         return self
@@ -318,6 +330,9 @@ class Detector:
             rgb = self._turn(frame.rgb)
             faces = self._find_faces(rgb, t)
             mouth, confirmed = self._confirm(rgb, faces[0]) if faces else (None, False)
+        body = self._read_body(rgb, faces, confirmed, t)
+        if not confirmed and body is not None and faces and body.confirms(faces[0]):
+            confirmed = True  # a small or half-hidden face the mesh missed, where the body is
         main = faces[0] if confirmed else None
         if main is not None:
             self._last_face, self._last_face_t = main, t
@@ -328,7 +343,28 @@ class Detector:
             # A hand in front of the mouth often hides the face; keep looking where it was.
             anchor = self._last_face
         hands = self._find_hands(rgb, anchor, t) if anchor is not None else []
-        return self._observation(rgb, t, faces, main, mouth, hands)
+        return replace(self._observation(rgb, t, faces, main, mouth, hands), body=body)
+
+    def _read_body(
+        self, rgb: np.ndarray, faces: list[Face], confirmed: bool, t: float
+    ) -> Body | None:
+        """The pose, on frames where the face alone may not show what happens.
+
+        Those are frames whose face is small, unconfirmed, or lost for at most ``face_hold_s``
+        (hidden by a hand, or a far face the detector misses now and then); a large face the
+        mesh reads, and frames with nobody, cost nothing more.
+        """
+        o = self.options
+        if o.pose_face_px <= 0:
+            return None
+        face = faces[0] if faces else None
+        if face is None and t - self._last_face_t <= o.face_hold_s:
+            face = self._last_face
+        if face is None or (confirmed and face.width >= o.pose_face_px):
+            return None
+        if self._pose is None:
+            self._pose = PoseReader()
+        return self._pose.read(rgb)
 
     def _observation(
         self,

@@ -37,6 +37,10 @@ class DetectorOptions:
             still reads where the mouth is now. So the detector runs on every other frame
             while one person is in view, and on every frame otherwise: a second person is
             counted at most one frame late. 0 runs it on every frame.
+        pose_face_px: the body's pose is read on frames whose face is narrower than this
+            (pixels), not confirmed by the face mesh, or lost for up to ``face_hold_s``; a
+            face the detector found whose nose and mouth the pose places inside its box
+            counts as real. 0 never reads the pose.
     """
 
     min_face_confidence: float = 0.5
@@ -51,3 +55,4 @@ class DetectorOptions:
     one_hand_after_s: float = 0.5
     second_hand_check_s: float = 0.5
     face_reuse_s: float = 0.15
+    pose_face_px: float = 60.0

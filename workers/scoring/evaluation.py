@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from vot.media import MediaError
+from workers.scoring import fit
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ def _score_one(scorer: _Scores, path: Path) -> tuple[dict[str, Any], str | None]
             "quality": {},
             "reasons": [f"unusable: {message}"],
             "key_moment_s": None,
+            "cues": {},
         }
         return stand_in, message
     return (result.to_dict() if hasattr(result, "to_dict") else dict(result)), None
@@ -84,6 +86,7 @@ def evaluate(
     out_dir: Path,
     scorer: _Scores,
     decide: Callable[[dict[str, Any]], str],
+    review_seconds: float = 10.0,
 ) -> dict[str, Any]:
     """Score every clip of ``labels_csv``, write a report to ``out_dir`` and return its summary.
 
@@ -95,11 +98,15 @@ def evaluate(
             dict); a :class:`vot.media.MediaError` counts as confidence 0 with the error as
             its reason.
         decide: band of a result dict: ``auto_accept``, ``review`` or ``reject``.
+        review_seconds: a supervisor's time per reviewed video, for ``workload``.
 
     Returns:
-        ``clips``, ``positives``, ``roc_auc``, ``margin`` (lowest positive minus highest
-        negative confidence), ``bands`` (per band: clips, ingestion, precision, recall),
-        ``auto_accept_share``, ``no_face_auto_accepted`` (paths), ``seconds`` and ``per_clip``.
+        ``clips``, ``positives``, ``roc_auc`` (in-sample: the shipped weights were fitted on
+        these clips), ``margin`` (lowest positive minus highest negative confidence),
+        ``bands`` (per band: clips, ingestion, precision, recall), ``auto_accept_share``,
+        ``no_face_auto_accepted`` (paths), ``cross_validation`` (see
+        :func:`cross_validate`), ``workload`` (see :func:`workload`), ``seconds`` and
+        ``per_clip``.
 
     Raises:
         ValueError: the labels file has no rows or misses a column.
@@ -107,8 +114,11 @@ def evaluate(
     labels_csv = Path(labels_csv)
     out_dir = Path(out_dir)
     started = time.monotonic()
-    rows = [_row(label, labels_csv.parent, scorer, decide) for label in read_labels(labels_csv)]
+    scored = [_row(label, labels_csv.parent, scorer, decide) for label in read_labels(labels_csv)]
+    rows = [row for row, _ in scored]
     summary = _summary(rows, str(labels_csv))
+    summary["cross_validation"] = cross_validate(scored, decide)
+    summary["workload"] = workload(rows, review_seconds)
     summary["seconds"] = round(time.monotonic() - started, 2)
     summary["per_clip"] = rows
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -137,11 +147,12 @@ def read_labels(labels_csv: Path) -> list[dict[str, str]]:
 
 def _row(
     label: dict[str, str], folder: Path, scorer: _Scores, decide: Callable[[dict[str, Any]], str]
-) -> dict[str, Any]:
-    """One clip scored: its labels, confidence, band, reasons and time."""
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One clip scored: its labels, confidence, band, cues, reasons and time; and the
+    scorer's result dict."""
     tick = time.monotonic()
     result, error = _score_one(scorer, folder / label["path"])
-    return {
+    row = {
         "path": label["path"],
         "ingestion": int(label["ingestion"]),
         "face_visible": int(label["face_visible"]),
@@ -149,8 +160,77 @@ def _row(
         "decision": decide(result),
         "reasons": list(result.get("reasons") or []),
         "key_moment_s": result.get("key_moment_s"),
+        "cues": dict(result.get("cues") or {}),
         "error": error,
         "seconds": round(time.monotonic() - tick, 3),
+    }
+    return row, result
+
+
+def cross_validate(
+    scored: list[tuple[dict[str, Any], dict[str, Any]]],
+    decide: Callable[[dict[str, Any]], str],
+    prior_sd: float = 3.0,
+) -> dict[str, Any]:
+    """How the cue model does on clips it was not fitted on (leave one clip out).
+
+    Each clip's confidence comes from weights fitted (:func:`workers.scoring.fit.fit_weights`)
+    on all the other clips' cues and labels; its band from ``decide`` on its result with that
+    confidence.
+
+    Returns:
+        ``roc_auc`` and ``roc_auc_95`` (bootstrap interval) of the left-out confidences,
+        ``auto_accepted`` (positives and negatives), ``fitted_weights`` (fitted on every
+        clip: what :data:`workers.scoring.evidence.FITTED_WEIGHTS` should be), ``prior_sd``
+        and ``per_clip`` (path, left-out confidence, band).
+    """
+    cues = [row["cues"] for row, _ in scored]
+    labels = [row["ingestion"] for row, _ in scored]
+    held_out = fit.leave_one_out(cues, labels, prior_sd)
+    bands = [decide({**r, "confidence": c}) for (_, r), c in zip(scored, held_out, strict=True)]
+    accepted = [y for y, b in zip(labels, bands, strict=True) if b == "auto_accept"]
+    return {
+        "roc_auc": fit.auc(held_out, labels),
+        "roc_auc_95": fit.bootstrap_auc(held_out, labels),
+        "auto_accepted": {"positives": sum(accepted), "negatives": len(accepted) - sum(accepted)},
+        "fitted_weights": fit.fit_weights(cues, labels, prior_sd=prior_sd).to_dict(),
+        "prior_sd": prior_sd,
+        "per_clip": [
+            {"path": row["path"], "confidence": c, "decision": b}
+            for (row, _), c, b in zip(scored, held_out, bands, strict=True)
+        ],
+    }
+
+
+def workload(
+    rows: list[dict[str, Any]], review_seconds: float = 10.0, dose_share: float = 0.9
+) -> dict[str, Any]:
+    """Supervisor-minutes per 100 real doses, if videos went to a person as these clips did.
+
+    Per 100 doses come ``100 / dose_share`` videos; each dose video is reviewed at the rate
+    the labelled positives were not auto-accepted, each other video at the rate the
+    negatives were not. Returns those minutes, the minutes with every video reviewed, and
+    the rates used (None without positives or negatives).
+    """
+    videos = 100.0 / dose_share
+
+    def reviewed(label: int) -> float | None:
+        group = [r for r in rows if r["ingestion"] == label]
+        if not group:
+            return None
+        return sum(r["decision"] != "auto_accept" for r in group) / len(group)
+
+    pos, neg = reviewed(1), reviewed(0)
+    if pos is None or neg is None:
+        return {"minutes_per_100_doses": None, "review_seconds": review_seconds}
+    reviews = 100.0 * pos + (videos - 100.0) * neg
+    return {
+        "minutes_per_100_doses": round(reviews * review_seconds / 60.0, 2),
+        "minutes_if_all_reviewed": round(videos * review_seconds / 60.0, 2),
+        "review_seconds": review_seconds,
+        "dose_share": dose_share,
+        "doses_reviewed_share": round(pos, 4),
+        "others_reviewed_share": round(neg, 4),
     }
 
 
@@ -178,13 +258,18 @@ def _summary(rows: list[dict[str, Any]], labels: str) -> dict[str, Any]:
 
 def _write_clips_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     fields = ["path", "ingestion", "face_visible", "confidence", "decision", "reasons"]
-    fields += ["key_moment_s", "error", "seconds"]
+    fields += ["key_moment_s", "cues", "error", "seconds"]
     with path.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=fields)
         writer.writeheader()
         for row in rows:
             writer.writerow(
-                {**row, "reasons": ";".join(row["reasons"]), "error": row["error"] or ""}
+                {
+                    **row,
+                    "reasons": ";".join(row["reasons"]),
+                    "cues": ";".join(f"{k}={v}" for k, v in row["cues"].items()),
+                    "error": row["error"] or "",
+                }
             )
 
 

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from workers.scoring.cues import body_series, covered_series, face_mistaken_for_hand
 from workers.scoring.observations import FrameObservation, HandLandmark
 
 # What holds a pill or touches the lips.
@@ -126,6 +127,8 @@ class Track:
         faces: number of faces: the confirmed main face plus others the detector is sure of.
         luma, sharpness: image quality of the main face (or the frame).
         face_cut: the main face runs off the edge of the frame.
+        covered: how deep the mouth lies inside a hand's outline, face widths; -inf without.
+        body_reach: the pose's nearest hand point to its mouth, face widths; inf without.
     """
 
     t: np.ndarray
@@ -141,6 +144,8 @@ class Track:
     luma: np.ndarray
     sharpness: np.ndarray
     face_cut: np.ndarray
+    covered: np.ndarray
+    body_reach: np.ndarray
 
     @property
     def face_share(self) -> float:
@@ -286,25 +291,9 @@ def build_track(
         luma=np.array([ob.luma for ob in observations], dtype=float),
         sharpness=np.array([ob.sharpness for ob in observations], dtype=float),
         face_cut=face.cut,
+        covered=covered_series(observations, face_rows),
+        body_reach=body_series(observations, face_rows),
     )
-
-
-def face_mistaken_for_hand(landmarks: np.ndarray, face_box: np.ndarray) -> bool:
-    """Whether a "hand" is really the face seen as a fist by the palm detector.
-
-    A real hand at the mouth enters the face from outside: its wrist and palm are below or
-    beside the face, because the forearm comes from the body. A skeleton whose wrist and most
-    points lie inside the face box is the known low-resolution confusion of a face for a
-    closed hand, and is ignored.
-    """
-    x0, y0, x1, y1 = face_box
-    inside = (
-        (landmarks[:, 0] > x0)
-        & (landmarks[:, 0] < x1)
-        & (landmarks[:, 1] > y0)
-        & (landmarks[:, 1] < y1)
-    )
-    return bool(inside[HandLandmark.WRIST] and np.mean(inside) >= 0.7)
 
 
 def runs(mask: np.ndarray) -> list[tuple[int, int]]:

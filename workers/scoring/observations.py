@@ -153,6 +153,85 @@ class Mouth:
     pitch_deg: float
 
 
+class PoseLandmark(IntEnum):
+    """The MediaPipe Pose landmarks the scorer reads (right/left are the person's own)."""
+
+    NOSE = 0
+    LEFT_EAR = 7
+    RIGHT_EAR = 8
+    MOUTH_LEFT = 9
+    MOUTH_RIGHT = 10
+    LEFT_SHOULDER = 11
+    RIGHT_SHOULDER = 12
+    LEFT_WRIST = 15
+    RIGHT_WRIST = 16
+    LEFT_PINKY = 17
+    RIGHT_PINKY = 18
+    LEFT_INDEX = 19
+    RIGHT_INDEX = 20
+    LEFT_THUMB = 21
+    RIGHT_THUMB = 22
+
+
+# The body's hand points: what holds a cup or a pill when the hand landmarks are not found.
+POSE_HAND_POINTS = tuple(PoseLandmark(i) for i in range(15, 23))
+# A pose landmark counts when the model gives it at least this visibility.
+_VISIBLE = 0.5
+
+
+@dataclass(frozen=True)
+class Body:
+    """One person's pose (MediaPipe Pose, 33 landmarks): a second view of mouth and hands.
+
+    Attributes:
+        landmarks: ``(33, 2)`` pixels, indexed by :class:`PoseLandmark`.
+        visibility: ``(33,)`` the model's visibility of each landmark, 0..1.
+    """
+
+    landmarks: np.ndarray
+    visibility: np.ndarray
+
+    @property
+    def mouth(self) -> np.ndarray | None:
+        """Middle of the mouth corners, or None when they are not visible."""
+        corners = [PoseLandmark.MOUTH_LEFT, PoseLandmark.MOUTH_RIGHT]
+        if min(self.visibility[corners]) < _VISIBLE:
+            return None
+        return np.asarray(self.landmarks[corners].mean(axis=0))
+
+    @property
+    def face_width(self) -> float:
+        """Ear to ear (about the face detector's box width), at least 45 % of the shoulders.
+
+        The shoulders keep the scale when the head turns and the ears come together.
+        """
+        lm = self.landmarks
+        ears = np.linalg.norm(lm[PoseLandmark.LEFT_EAR] - lm[PoseLandmark.RIGHT_EAR])
+        shoulders = np.linalg.norm(lm[PoseLandmark.LEFT_SHOULDER] - lm[PoseLandmark.RIGHT_SHOULDER])
+        return float(max(ears, 0.45 * shoulders))
+
+    def hand_reach(self) -> float:
+        """Nearest visible hand point (wrist, index, pinky, thumb) to the mouth, in face widths.
+
+        ``inf`` when the mouth or no hand point is visible.
+        """
+        mouth = self.mouth
+        points = [i for i in POSE_HAND_POINTS if self.visibility[i] >= _VISIBLE]
+        if mouth is None or not points or self.face_width <= 0:
+            return float("inf")
+        nearest = np.min(np.linalg.norm(self.landmarks[points] - mouth, axis=1))
+        return float(nearest) / self.face_width
+
+    def confirms(self, face: Face) -> bool:
+        """Whether this body's nose and mouth lie inside ``face``'s box (the same person)."""
+        x0, y0, x1, y1 = face.box
+        points = [PoseLandmark.NOSE, PoseLandmark.MOUTH_LEFT, PoseLandmark.MOUTH_RIGHT]
+        if min(self.visibility[points]) < _VISIBLE:
+            return False
+        xs, ys = self.landmarks[points, 0], self.landmarks[points, 1]
+        return bool(np.all((xs > x0) & (xs < x1) & (ys > y0) & (ys < y1)))
+
+
 @dataclass(frozen=True)
 class FrameObservation:
     """Everything the detectors report for one sampled frame.
@@ -171,6 +250,7 @@ class FrameObservation:
         width, height: size of the analysed picture (after any turn), pixels; 0 if unknown.
         turned_deg: degrees clockwise the detector turned the decoded frame to find an upright
             face (0 almost always; 90/180/270 for a sideways video with no or a wrong tag).
+        body: the pose of the person, read only where the face is small or unconfirmed.
     """
 
     t_s: float
@@ -183,13 +263,20 @@ class FrameObservation:
     width: int = 0
     height: int = 0
     turned_deg: int = 0
+    body: Body | None = None
 
     def hand_reach(self) -> float:
         """Nearest point of any hand to the main face's mouth, in face widths.
 
         ``inf`` without a hand; 0 for hands next to a face that is not confirmed in this
         frame (typically hidden by the hand itself, at the mouth): unknown counts as near.
+        A body's hand points count too (see :meth:`Body.hand_reach`).
         """
+        if self.body is not None and self.body.hand_reach() < float("inf"):
+            return min(self.body.hand_reach(), self._hand_landmarks_reach())
+        return self._hand_landmarks_reach()
+
+    def _hand_landmarks_reach(self) -> float:
         if not self.hands:
             return float("inf")
         if not self.confirmed or not self.faces:

@@ -14,7 +14,6 @@ the stand-in event, and the confidence is about that.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 
 from vot.media import MediaError, MediaInfo, probe
 from workers.scoring import events as ev
+from workers.scoring import evidence
 from workers.scoring.detect import Detector, DetectorOptions
 from workers.scoring.fingerprint import Hasher
 from workers.scoring.frames import Frame, FrameSamplerOptions, sample_frames
@@ -32,32 +32,7 @@ from workers.scoring.quality import QUALITY_REASONS, QualityOptions, assess
 
 logger = logging.getLogger(__name__)
 
-MODEL_VERSION = "mp0.10.21-h2m-6"
-
-
-@dataclass(frozen=True)
-class ConfidenceWeights:
-    """Hand-set weights of the confidence logistic; see :func:`confidence`.
-
-    Attributes:
-        mid: evidence at which the confidence is 0.5.
-        slope: logit gained per unit of evidence; 10 spreads evidence 0.28..0.72 over
-            confidence 0.1..0.9, so "no visit" and "a clear touch" sit at the two ends.
-        pill_shown: logit added when a pill was shown before the touch.
-        mouth_open: logit added when the mouth was shown open after it.
-        reliable_face_px: face width (sampled pixels) from which landmarks are trusted fully:
-            the 0.15 face-width contact radius is then 9 px, three times the few pixels a
-            hand landmark is typically off by. Smaller faces scale the evidence down in
-            proportion, to at most ``min_reliability``.
-        min_reliability: the most a small face can scale the evidence down.
-    """
-
-    mid: float = 0.5
-    slope: float = 10.0
-    pill_shown: float = 0.4
-    mouth_open: float = 0.4
-    reliable_face_px: float = 60.0
-    min_reliability: float = 0.5
+MODEL_VERSION = "mp0.10.21-h2m-7"
 
 
 @dataclass(frozen=True)
@@ -142,17 +117,21 @@ class ScorerOptions:
     960 px on the longer side keep a person two metres from a phone at about 40 px of face,
     where the hand landmarks (run on a zoomed crop) still place a fingertip to a tenth of a
     face width; the face and hand models resize their crops themselves, so only decoding and
-    copying grow with it.
+    copying grow with it. Black bars are cut off before scaling, so a video padded to portrait
+    is sampled at the scale of the same video without them.
     """
 
     sampler: FrameSamplerOptions = field(
-        default_factory=lambda: FrameSamplerOptions(fps=10.0, max_side=960, skip_nonref=True)
+        default_factory=lambda: FrameSamplerOptions(
+            fps=10.0, max_side=960, skip_nonref=True, crop_bars=True
+        )
     )
     gating: GatingOptions = field(default_factory=GatingOptions)
     detector: DetectorOptions = field(default_factory=DetectorOptions)
     events: ev.EventOptions = field(default_factory=ev.EventOptions)
     quality: QualityOptions = field(default_factory=QualityOptions)
-    weights: ConfidenceWeights = field(default_factory=ConfidenceWeights)
+    cues: evidence.CueOptions = field(default_factory=evidence.CueOptions)
+    weights: evidence.CueWeights = evidence.FITTED_WEIGHTS
 
 
 @dataclass(frozen=True)
@@ -160,14 +139,17 @@ class ScoreResult:
     """One scored video; :meth:`to_dict` is its JSON form (what ``vot score`` prints).
 
     Attributes:
-        confidence: see :func:`confidence`, 0..1.
+        confidence: :func:`workers.scoring.evidence.confidence` of ``cues``, 0..1.
         face_visible: a real face was seen in a good share of the clip.
         max_faces: most faces seen together (0 without a face).
-        events: hand_to_mouth, drink, pill_shown and mouth_open events, in time order.
+        events: hand_to_mouth, drink, mouth_covered, body_at_mouth, pill_shown and mouth_open
+            events, in time order.
         quality: the quality flags and measures of the clip and video.
         reasons: short machine-readable reasons (quality problems, ``no_hand_to_mouth``).
         key_moment_s: the best hand-to-mouth moment, where a reviewer should start watching.
         timings: ``decode_s``, ``detect_s`` and ``total_s``.
+        cues: each cue of :data:`workers.scoring.evidence.CUE_NAMES`, 0..1 (what the
+            confidence is made of; ``vot eval`` refits the weights from them).
         model_version: :data:`MODEL_VERSION`.
         fingerprint: the video's perceptual fingerprint (:mod:`workers.scoring.fingerprint`),
             which finds a replayed recording.
@@ -181,6 +163,7 @@ class ScoreResult:
     reasons: list[str]
     key_moment_s: float | None
     timings: dict[str, float]
+    cues: dict[str, float] = field(default_factory=dict)
     model_version: str = MODEL_VERSION
     fingerprint: list[str] = field(default_factory=list)
 
@@ -196,40 +179,9 @@ class ScoreResult:
             "model_version": self.model_version,
             "key_moment_s": self.key_moment_s,
             "timings": dict(self.timings),
+            "cues": dict(self.cues),
             "fingerprint": list(self.fingerprint),
         }
-
-
-def confidence(
-    evidence: float,
-    face_visible: bool,
-    face_px: float = 0.0,
-    pill_shown: bool = False,
-    mouth_open: bool = False,
-    weights: ConfidenceWeights | None = None,
-) -> float:
-    """Confidence, 0..1, that the clip shows a hand (or held object) taken to the mouth.
-
-    ``logistic(slope * (evidence * reliability - mid) + bonuses)``, where ``evidence`` is the
-    score of the best hand-to-mouth visit or drink (0..1: mean closeness of the fingertips to
-    the lips over the best quarter second, discounted for a hand parked in front of the face)
-    and ``reliability`` is ``face_px / reliable_face_px`` clipped to ``[min_reliability, 1]``.
-    For a face large enough, 0.5 means a fingertip about 0.3 face widths from the lips, halfway
-    into the mouth zone; 0.9 needs one within about a fifth of a face width for a quarter
-    second; 0.1 means nothing came nearer than about 0.37 face widths. Without a visible face
-    there is nobody to observe, so the evidence is 0.
-
-    The weights are set by hand from that geometry, not fitted; the number ranks clips and
-    places them in triage bands, and a programme should check the bands against its own
-    supervisors' verdicts before trusting it as a probability.
-    """
-    w = weights or ConfidenceWeights()
-    if not face_visible:
-        evidence, pill_shown, mouth_open = 0.0, False, False
-    reliability = min(1.0, max(w.min_reliability, face_px / w.reliable_face_px))
-    z = w.slope * (evidence * reliability - w.mid)
-    z += w.pill_shown * pill_shown + w.mouth_open * mouth_open
-    return round(1.0 / (1.0 + math.exp(-z)), 4)
 
 
 class FrameDetector(Protocol):
@@ -359,13 +311,16 @@ class Scorer:
             observations.append(last)
 
     def _judge(self, track: ev.Track, duration_s: float) -> ScoreResult:
-        """Events, quality, reasons and confidence of one clip's track."""
+        """Events, quality, reasons, cues and confidence of one clip's track."""
         o = self.options
         quality = assess(track, duration_s, o.quality)
         visible = not quality["no_face"]
-        touches = ev.hand_to_mouth(track, o.events) if visible else []
-        drinks = ev.drinks(track, o.events) if visible else []
-        candidates = [e for e in touches + drinks if e.score >= o.events.min_touch_score]
+        touches = ev.hand_to_mouth(track, o.events) + ev.drinks(track, o.events)
+        covers = evidence.mouth_covered(track, o.cues)
+        bodies = evidence.body_at_mouth(track, o.cues)
+        if not visible:  # nobody to observe
+            touches, covers, bodies = [], [], []
+        candidates = [e for e in touches + covers + bodies if e.score >= o.events.min_touch_score]
         best = max(candidates, key=lambda e: e.score, default=None)
         events = list(candidates)
         pill_before = mouth_after = False
@@ -377,14 +332,19 @@ class Scorer:
                 opened = ev.mouths_open(track, best.end_s, o.events)
                 mouth_after = bool(opened)
                 events += opened
-        evidence = max((e.score for e in touches + drinks), default=0.0)
+        cues = {
+            "touch": max((e.score for e in touches), default=0.0)
+            * evidence.reliability(float(quality["face_px"]), o.cues),
+            "covered": max((e.score for e in covers), default=0.0),
+            "body": max((e.score for e in bodies), default=0.0),
+            "pill_shown": float(pill_before),
+            "mouth_open": float(mouth_after),
+        }
         reasons = [k for k in QUALITY_REASONS if quality[k]]
         if best is None:
             reasons.append("no_hand_to_mouth")
         return ScoreResult(
-            confidence=confidence(
-                evidence, visible, float(quality["face_px"]), pill_before, mouth_after, o.weights
-            ),
+            confidence=evidence.confidence(cues, o.weights),
             face_visible=visible,
             max_faces=int(quality["max_faces"]),
             events=sorted(events, key=lambda e: (e.start_s, e.type)),
@@ -392,4 +352,5 @@ class Scorer:
             reasons=reasons,
             key_moment_s=round(best.peak_s, 2) if best is not None else None,
             timings={},
+            cues={k: round(v, 4) for k, v in cues.items()},
         )

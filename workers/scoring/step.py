@@ -19,7 +19,7 @@ def preload() -> None:
     libraries loaded (about 0.7 s of CPU saved per job); graphs are made in the horse, since
     threads do not survive a fork.
     """
-    from mediapipe.python.solutions import face_detection, face_mesh, hands  # noqa: F401
+    from mediapipe.python.solutions import face_detection, face_mesh, hands, pose  # noqa: F401
 
 
 def shared_scorer() -> Scorer:

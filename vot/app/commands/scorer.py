@@ -43,8 +43,13 @@ def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
     thresholds = load_thresholds(settings.models_dir, settings.threshold_version)
     with Scorer() as scorer:
         summary = evaluate(
-            labels, Path(args.out), scorer, lambda result: decide_dict(result, thresholds).decision
+            labels,
+            Path(args.out),
+            scorer,
+            lambda result: decide_dict(result, thresholds).decision,
+            review_seconds=args.review_seconds,
         )
+    summary["cross_validation"].pop("per_clip", None)  # in report.json
     summary.pop("per_clip", None)  # every clip's score and reasons are in the report files
     print(json.dumps(summary, indent=2, default=str))
     return 0
@@ -83,6 +88,12 @@ def register(sub: Subparsers) -> None:
     )
     p.add_argument("labels", help="labels CSV: path,ingestion,face_visible,... (paths relative)")
     p.add_argument("--out", default="eval-report", help="folder for report.json, clips.csv, PNG")
+    p.add_argument(
+        "--review-seconds",
+        type=float,
+        default=10.0,
+        help="a supervisor's seconds per reviewed video, for the workload figure (default 10)",
+    )
     p = add(sub, "calibrate", cmd_calibrate, "derive new triage bands from supervisors' verdicts")
     p.add_argument("--version", required=True, help="name of the new thresholds version")
     p.add_argument("--target-precision", type=float, default=0.98)
