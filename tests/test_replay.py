@@ -69,3 +69,5 @@ def test_a_malformed_hash_is_a_clear_error() -> None:
     bits = [False] * replay.BITS
     bits[-1] = True
     assert replay.parse([replay.to_hex(bits)]) == [1]
+    drawn = np.random.default_rng(5).integers(0, 2, replay.BITS).astype(bool)
+    assert replay.to_hex(drawn.tolist()) == np.packbits(drawn).tobytes().hex()  # frame_hash's
