@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -18,10 +17,10 @@ from hypothesis import strategies as st
 from tusclient.client import TusClient
 from tusclient.exceptions import TusCommunicationError, TusUploadFailed
 from tusclient.storage.filestorage import FileStorage
-from werkzeug.serving import make_server
 
 from review_ui import create_app
 from tests.conftest import big_video, video
+from tests.serving import served
 from vot import accounts, tokens
 from vot.app.serve import web_app
 from vot.intake import expiry as upload_expiry
@@ -53,22 +52,10 @@ def links(engine, settings) -> dict[str, str]:
     return found
 
 
-def serve(app) -> Iterator[str]:
-    """Serve ``app`` on a free port for the duration of a test."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
-
-
 @pytest.fixture
 def base(settings, engine) -> Iterator[str]:
-    yield from serve(create_app(settings))
+    with served(create_app(settings)) as url:
+        yield url
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -276,7 +263,7 @@ def test_a_finished_upload_is_queued_for_processing(settings, engine, links, red
     from workers.queue import job_id
 
     app = web_app(settings.with_(redis_url=redis_url))
-    for base in serve(app):
+    with served(app) as base:
         uploader = tus_uploader(base, links["P-1"], video())
         uploader.upload()
     sub_id = int(uploader.request.response_headers["vot-submission-id"])
